@@ -135,9 +135,7 @@ class TransportError(SirayError):
     def __init__(self, message: str, *, sent: bool | None = None) -> None:
         #: Whether the request may have reached the server (False: surely not sent).
         self.sent = sent
-        super().__init__(
-            f"{message} — check your network and SIRAY_BASE_URL, then try again."
-        )
+        super().__init__(f"{message} — check your network and SIRAY_BASE_URL, then try again.")
 
 
 class TaskFailedError(SirayError):

@@ -71,7 +71,8 @@ class Field:
                 raise ValidationError(
                     self.name, value, f"must be an integer in range {self._range()}"
                 ) from None
-            assert self.minimum is not None and self.maximum is not None
+            assert self.minimum is not None
+            assert self.maximum is not None
             if not self.minimum <= number <= self.maximum:
                 raise ValidationError(self.name, number, f"is out of range {self._range()}")
             return number
