@@ -1,0 +1,202 @@
+"""Tasks the sandbox has accepted, and where each one is in its lifecycle.
+
+A task's state is computed from the clock at read time (no background jobs): the lifecycle
+NOT_START -> SUBMITTED -> QUEUED -> IN_PROGRESS -> SUCCESS is laid over ``duration`` seconds.
+The store is thread-safe and bounded by count, by bytes and by age.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..schema import ImageRequest
+
+# Where each phase begins, as a share of the task's duration.
+_SUBMITTED_AT = 0.1
+_QUEUED_AT = 0.2
+_STARTED_AT = 0.3
+#: Progress at which a task that is going to fail does so.
+FAIL_PROGRESS = 50
+#: Images per task, like a Midjourney grid.
+IMAGES_PER_TASK = 4
+# How often (in adds) the whole store is swept for expired tasks.
+_SWEEP_EVERY = 128
+
+
+def new_task_id() -> str:
+    """An id shaped like the API's (``image_`` and hex)."""
+    return "image_" + secrets.token_hex(6)
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """A task at one instant, as the status endpoint reports it."""
+
+    status: str
+    progress: int
+    start_time: int  # Unix seconds; 0 until it happens (the API's way)
+    finish_time: int
+    fail_reason: str
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in ("SUCCESS", "FAILURE")
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One accepted task: the request, its fate and its timing."""
+
+    task_id: str
+    request: ImageRequest
+    #: The seed the images are drawn with (a random one when the request says -1).
+    image_seed: int
+    submitted: float
+    duration: float
+    fail_reason: str | None = None
+    stall_at: int | None = None
+
+    def _at(self, share: float) -> float:
+        return self.submitted + share * self.duration
+
+    def _progress_at(self, now: float) -> int:
+        if self.duration <= 0:
+            return 100
+        share = (now - self._at(_STARTED_AT)) / (self.duration * (1 - _STARTED_AT))
+        return max(0, min(100, math.floor(share * 100)))
+
+    def _time_of_progress(self, progress: int) -> float:
+        return self._at(_STARTED_AT + (1 - _STARTED_AT) * progress / 100)
+
+    def state(self, now: float) -> TaskState:
+        """Where the task is at ``now`` (Unix seconds)."""
+        elapsed = now - self.submitted
+        d = self.duration
+        if d > 0 and elapsed < _STARTED_AT * d:
+            status = (
+                "NOT_START"
+                if elapsed < _SUBMITTED_AT * d
+                else "SUBMITTED"
+                if elapsed < _QUEUED_AT * d
+                else "QUEUED"
+            )
+            return TaskState(status, 0, 0, 0, "")
+        start = int(self._at(_STARTED_AT))
+        progress = self._progress_at(now)
+        if self.fail_reason is not None and progress >= FAIL_PROGRESS:
+            finish = int(self._time_of_progress(FAIL_PROGRESS))
+            return TaskState("FAILURE", FAIL_PROGRESS, start, finish, self.fail_reason)
+        if self.stall_at is not None and progress >= self.stall_at:
+            return TaskState("IN_PROGRESS", self.stall_at, start, 0, "")
+        if progress >= 100:
+            return TaskState("SUCCESS", 100, start, int(self._at(1.0)), "")
+        return TaskState("IN_PROGRESS", progress, start, 0, "")
+
+    def finished_at(self) -> float | None:
+        """When the task reaches a terminal state (None: never, it stalls)."""
+        if self.fail_reason is not None:
+            return self._time_of_progress(FAIL_PROGRESS)
+        if self.stall_at is not None:
+            return None
+        return self._at(1.0)
+
+    def to_api(self, now: float, base_url: str) -> dict[str, Any]:
+        """The ``data`` object of a status response."""
+        state = self.state(now)
+        outputs = (
+            [image_url(base_url, self.task_id, n) for n in range(1, IMAGES_PER_TASK + 1)]
+            if state.status == "SUCCESS"
+            else []
+        )
+        return {
+            "task_id": self.task_id,
+            "status": state.status,
+            "progress": f"{state.progress}%",
+            "outputs": outputs,
+            "fail_reason": state.fail_reason,
+            "submit_time": int(self.submitted),
+            "start_time": state.start_time,
+            "finish_time": state.finish_time,
+        }
+
+    def weight(self) -> int:
+        """Approximate bytes held, for the store's memory bound."""
+        return 512 + len(self.request.prompt) + len(self.request.negative_prompt)
+
+
+def image_url(base_url: str, task_id: str, number: int) -> str:
+    """Public URL of image ``number`` (1-based) of a task, served by the same sandbox."""
+    return f"{base_url.rstrip('/')}/sandbox/images/{task_id}/{number}.png"
+
+
+class TaskStore:
+    """Thread-safe, bounded map of task id -> :class:`TaskRecord`.
+
+    Bounds: at most ``max_tasks`` tasks and ``max_bytes`` of request text (oldest evicted
+    first); finished tasks are forgotten ``ttl`` seconds after they finish.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float],
+        max_tasks: int = 10_000,
+        max_bytes: int = 64 * 1024 * 1024,
+        ttl: float = 3600.0,
+    ) -> None:
+        self._clock = clock
+        self.max_tasks = max_tasks
+        self.max_bytes = max_bytes
+        self.ttl = ttl
+        self._tasks: OrderedDict[str, TaskRecord] = OrderedDict()
+        self._bytes = 0
+        self._adds = 0
+        self._lock = threading.Lock()
+
+    def add(self, record: TaskRecord) -> None:
+        with self._lock:
+            self._tasks[record.task_id] = record
+            self._bytes += record.weight()
+            self._adds += 1
+            if self._adds % _SWEEP_EVERY == 0:
+                self._sweep(self._clock())
+            while self._tasks and (
+                len(self._tasks) > self.max_tasks or self._bytes > self.max_bytes
+            ):
+                _, old = self._tasks.popitem(last=False)
+                self._bytes -= old.weight()
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        with self._lock:
+            record = self._tasks.get(task_id)
+            if record is not None and self._expired(record, self._clock()):
+                self._remove(task_id)
+                return None
+            return record
+
+    def ids(self) -> list[str]:
+        """Ids of the tasks held, oldest first."""
+        with self._lock:
+            return list(self._tasks)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._tasks)
+
+    def _expired(self, record: TaskRecord, now: float) -> bool:
+        finished = record.finished_at()
+        return finished is not None and now - finished > self.ttl
+
+    def _remove(self, task_id: str) -> None:
+        old = self._tasks.pop(task_id)
+        self._bytes -= old.weight()
+
+    def _sweep(self, now: float) -> None:
+        for task_id in [t for t, r in self._tasks.items() if self._expired(r, now)]:
+            self._remove(task_id)
