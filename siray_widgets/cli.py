@@ -1,0 +1,402 @@
+"""The ``siray-widgets`` command line: ``generate``, ``sandbox`` and ``lab``.
+
+Errors print one line (no traceback) and exit non-zero: 2 for usage and validation, 1 for
+API, transport and file problems. Heavy modules load only inside the command that needs them,
+so ``siray-widgets --help`` is quick.
+
+Adding a subcommand: write a function ``add_parser(subparsers)`` that adds one parser and
+sets ``run`` (``args -> exit code``) as its default, then list it in :data:`SUBCOMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from .client import SirayClient
+    from .schema import ImageRequest
+    from .task import Task
+
+PROG = "siray-widgets"
+#: Exit codes.
+EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+SANDBOX_LINE = "sandbox: placeholder images, no key used"
+
+#: "module:function" of each subcommand's ``add_parser(subparsers)``, in --help order.
+SUBCOMMANDS: tuple[str, ...] = (
+    "siray_widgets.cli:add_generate_parser",
+    "siray_widgets.cli:add_sandbox_parser",
+    "siray_widgets.lab:add_parser",
+)
+
+Subparsers = argparse._SubParsersAction  # the type argparse gives add_subparsers' result
+
+
+class CommandError(Exception):
+    """A failure to report as one line, with the exit code to use."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_API) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage block) and exits 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {_one_line(message)} (see --help)\n")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _fail(message: str) -> None:
+    print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr, flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="The Siray.ai niji 7 image API from the shell, with an offline sandbox.",
+    )
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for target in SUBCOMMANDS:
+        module, _, function = target.partition(":")
+        getattr(importlib.import_module(module), function)(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``siray-widgets`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run: Callable[[argparse.Namespace], int] | None = getattr(args, "run", None)
+    if run is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return run(args)
+    except CommandError as exc:
+        _fail(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return EXIT_INTERRUPTED
+
+
+# --- generate ------------------------------------------------------------------------------
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_generate_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
+    """``generate PROMPT [--FIELD VALUE ...]``; one flag per schema field."""
+    from .schema import FIELDS
+
+    parser = subparsers.add_parser(
+        "generate",
+        help="generate images from a prompt (Midjourney suffixes understood)",
+        description=(
+            "Generate four images. The prompt may end in a Midjourney suffix "
+            "('a fox in the snow --ar 16:9 --s 250'); flags override it. Without "
+            "SIRAY_API_KEY the in-process sandbox answers (placeholder images, no key used)."
+        ),
+    )
+    parser.add_argument("prompt", help="what to draw, optionally ending in a Midjourney suffix")
+    fields = parser.add_argument_group("request fields (override the suffix)")
+    for field in FIELDS:
+        if field.name == "prompt":
+            continue
+        help_text = f"{field.description} Accepts {field.allowed()}."
+        dest = f"field_{field.name}"
+        if field.type == "boolean":
+            fields.add_argument(
+                _flag(field.name), dest=dest, action=argparse.BooleanOptionalAction, help=help_text
+            )
+        elif field.type == "integer":
+            fields.add_argument(_flag(field.name), dest=dest, type=int, metavar="N", help=help_text)
+        else:
+            metavar = "{" + ",".join(field.enum) + "}" if field.enum else "TEXT"
+            fields.add_argument(_flag(field.name), dest=dest, metavar=metavar, help=help_text)
+    parser.add_argument(
+        "--download", type=Path, metavar="DIR", help="save the images into DIR (created if needed)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="give up waiting after this long (default 600; the task keeps running)",
+    )
+    parser.add_argument(
+        "--poll",
+        type=float,
+        metavar="SECONDS",
+        help="ask for the status every SECONDS (default: Siray's 3-5 s; faster in the sandbox)",
+    )
+    parser.add_argument(
+        "--base-url", metavar="URL", help="API base URL (default: SIRAY_BASE_URL or Siray's)"
+    )
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="use the in-process sandbox even if SIRAY_API_KEY is set",
+    )
+    parser.set_defaults(run=run_generate)
+
+
+def build_request(args: argparse.Namespace) -> ImageRequest:
+    """The prompt's suffix, then the flags on top; raises CommandError(exit 2) if invalid."""
+    from .errors import SuffixError, ValidationError
+    from .schema import FIELDS
+
+    overrides = {
+        f.name: getattr(args, f"field_{f.name}")
+        for f in FIELDS
+        if getattr(args, f"field_{f.name}", None) is not None
+    }
+    try:
+        # Imported here so the other commands work even while suffix parsing is broken.
+        from .suffix import parse_prompt
+
+        request = parse_prompt(args.prompt)
+        return request.replace(**overrides) if overrides else request
+    except (ValidationError, SuffixError) as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+
+
+def _client(args: argparse.Namespace) -> tuple[SirayClient, bool]:
+    """The client to use, and whether it talks to the in-process sandbox."""
+    from .client import SirayClient
+
+    try:
+        if args.sandbox:
+            from . import sandbox
+
+            box = sandbox.shared()
+            return SirayClient(api_key=box.api_key, base_url=box.base_url), True
+        client = SirayClient(base_url=args.base_url)
+    except ValueError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+    return client, client.sandbox
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from .errors import SirayError
+
+    if args.poll is not None and not args.poll > 0:
+        raise CommandError(f"--poll {args.poll} must be a positive number of seconds", EXIT_USAGE)
+    if not args.timeout > 0:
+        raise CommandError(f"--timeout {args.timeout} must be a positive number", EXIT_USAGE)
+    request = build_request(args)
+    client, in_sandbox = _client(args)
+    try:
+        print(SANDBOX_LINE if in_sandbox else client.summary, file=sys.stderr, flush=True)
+        print(request.to_json(), flush=True)
+        task = _submit_and_wait(client, request, args, in_sandbox)
+        for url in task.outputs:
+            print(url, flush=True)
+        if args.download is not None:
+            for path in download(task, args.download, trust_env=not in_sandbox):
+                print(f"saved {path}", flush=True)
+    except SirayError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        client.close()
+    return EXIT_OK
+
+
+def _submit_and_wait(
+    client: SirayClient, request: ImageRequest, args: argparse.Namespace, in_sandbox: bool
+) -> Task:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    from .client import PollSchedule
+
+    task_id = client.submit(request)
+    print(f"task id: {task_id}", flush=True)
+    if args.poll is not None:
+        poll: PollSchedule | None = PollSchedule.fixed(args.poll)
+    elif in_sandbox:
+        # Siray asks for 3-5 s between polls; the local sandbox can take more, so that a
+        # person sees the bar move through a generation that lasts a few seconds.
+        poll = PollSchedule(initial=0.2, maximum=0.5, after_change=0.2)
+    else:
+        poll = None
+    # The bar goes to stderr, so stdout holds only the request, the id and the URLs.
+    progress = Progress(
+        TextColumn("{task.description:<11}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True, highlight=False),
+    )
+    bar = progress.add_task("SUBMITTED", total=100)
+
+    def on_update(task: Task) -> None:
+        progress.update(bar, completed=task.progress, description=task.status.value)
+
+    with progress:
+        return client.wait(task_id, on_update=on_update, timeout=args.timeout, poll=poll)
+
+
+def download(task: Task, directory: Path, *, trust_env: bool = True) -> list[Path]:
+    """Save every output of ``task`` into ``directory`` as ``<task id>-<n><ext>``.
+
+    Output URLs are public (as the API's CDN links are): no ``Authorization`` header is sent,
+    so the key never travels to another host.
+    """
+    import httpx
+
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        saved: list[Path] = []
+        with httpx.Client(timeout=60.0, follow_redirects=True, trust_env=trust_env) as http:
+            for number, url in enumerate(task.outputs, start=1):
+                response = http.get(url)
+                response.raise_for_status()
+                path = directory / f"{task.task_id}-{number}{_extension(url, response)}"
+                path.write_bytes(response.content)
+                saved.append(path)
+        return saved
+    except httpx.HTTPStatusError as exc:
+        raise CommandError(
+            f"downloading {exc.request.url} failed: HTTP {exc.response.status_code}"
+        ) from None
+    except httpx.HTTPError as exc:
+        raise CommandError(f"downloading failed: {exc}") from None
+    except OSError as exc:
+        raise CommandError(f"cannot save into {directory}: {exc.strerror or exc}") from None
+
+
+def _extension(url: str, response: Any) -> str:
+    suffix = Path(urlsplit(url).path).suffix.lower()
+    if suffix in (".png", ".jpg", ".jpeg", ".webp", ".gif"):
+        return suffix
+    content_type = str(response.headers.get("content-type", "")).split(";")[0].strip()
+    return {"image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif"}.get(
+        content_type, ".png"
+    )
+
+
+# --- sandbox -------------------------------------------------------------------------------
+
+
+def add_sandbox_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
+    """``sandbox``: run the offline sandbox server in the foreground."""
+    parser = subparsers.add_parser(
+        "sandbox",
+        help="run the offline sandbox server (placeholder images, no key, no network)",
+        description=(
+            "Run a local server that speaks the Siray image API and returns placeholder images. "
+            "Point the client at it with SIRAY_BASE_URL. Fault options make it misbehave on "
+            "purpose, for teaching and testing error handling."
+        ),
+    )
+    net = parser.add_argument_group("network")
+    net.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    net.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any free)")
+    net.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow binding an interface other than loopback (a workshop on a LAN)",
+    )
+    net.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="accept only this bearer key (default: any non-empty key)",
+    )
+    gen = parser.add_argument_group("generation and faults")
+    gen.add_argument(
+        "--duration", type=float, default=3.0, metavar="SECONDS", help="submit to SUCCESS"
+    )
+    gen.add_argument(
+        "--latency", type=float, default=0.0, metavar="SECONDS", help="delay of every API answer"
+    )
+    shares = (
+        ("--fail-rate", "failure_share", "share of tasks that end in FAILURE"),
+        ("--rate-limit-rate", "rate_limit_share", "share of requests answered 429"),
+        ("--server-error-rate", "server_error_share", "share of requests answered 500/503"),
+        ("--malformed-rate", "malformed_share", "share of 200 answers with a malformed body"),
+        ("--stall-rate", "stall_share", "share of tasks that stall (with --stall-at; default 1)"),
+    )
+    for flag, dest, help_text in shares:
+        gen.add_argument(flag, dest=dest, type=float, metavar="SHARE", help=f"{help_text}, 0..1")
+    gen.add_argument(
+        "--retry-after", type=int, default=1, metavar="SECONDS", help="Retry-After of 429 and 503"
+    )
+    gen.add_argument(
+        "--stall-at", type=int, metavar="PERCENT", help="stalling tasks stop at this progress"
+    )
+    gen.add_argument("--seed", type=int, help="seed of the fault dice (reproducible faults)")
+    parser.set_defaults(run=run_sandbox)
+
+
+def run_sandbox(args: argparse.Namespace) -> int:
+    from . import sandbox
+
+    config: dict[str, Any] = {
+        "duration": args.duration,
+        "latency": args.latency,
+        "retry_after": args.retry_after,
+        "stall_at": args.stall_at,
+        "seed": args.seed,
+        "api_key": args.api_key,
+        "allow_remote": args.allow_remote,
+    }
+    for dest in (
+        "failure_share",
+        "rate_limit_share",
+        "server_error_share",
+        "malformed_share",
+        "stall_share",
+    ):
+        if getattr(args, dest) is not None:
+            config[dest] = getattr(args, dest)
+    try:
+        handle = sandbox.start(host=args.host, port=args.port, **config)
+    except ValueError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+    except OSError as exc:
+        raise CommandError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+        ) from None
+    key_hint = "sandbox" if args.api_key is None else "<the key given with --api-key>"
+    lines = [
+        f"Siray sandbox on {handle.base_url}: placeholder images, no real key needed.",
+        "Point the client at it:",
+        f"  export SIRAY_BASE_URL={handle.base_url}",
+        f"  export SIRAY_API_KEY={key_hint}",
+        f"OpenAPI document: {handle.base_url}/openapi.json",
+        "Press Ctrl-C to stop.",
+    ]
+    print("\n".join(lines), flush=True)
+    stop = threading.Event()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        while not stop.wait(0.5) and handle.running:
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        handle.stop()
+    print("sandbox stopped", file=sys.stderr, flush=True)
+    return EXIT_OK
