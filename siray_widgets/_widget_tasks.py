@@ -1,0 +1,235 @@
+"""The widget's runs: an awaitable handle per Generate press, a private loop, error wording.
+
+Kept apart from :mod:`siray_widgets.widget` so that the handle can be read (and tested) without
+the widget's traits around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import itertools
+import threading
+import time
+from collections.abc import Generator
+from typing import Any, Literal
+
+from .config import API_KEY_ENV, Secret
+from .errors import (
+    AuthenticationError,
+    SirayError,
+    TaskFailedError,
+    ValidationError,
+)
+from .schema import ImageRequest
+from .task import Task, TaskStatus
+
+#: Where a run is in its life. "starting": the create call has not answered yet.
+RunState = Literal["starting", "running", "success", "failure", "cancelled", "error"]
+FINISHED_STATES: frozenset[str] = frozenset({"success", "failure", "cancelled", "error"})
+
+_run_ids = itertools.count(1)
+
+
+class Generation:
+    """One Generate press: its request, its task as last seen, and an awaitable result.
+
+    ``await generation`` gives the final :class:`~siray_widgets.task.Task` (or raises what
+    stopped it: :class:`~siray_widgets.errors.TaskFailedError`, an API error, or
+    :class:`asyncio.CancelledError` after :meth:`cancel`). It can be awaited from any event
+    loop, or waited for with :meth:`result` from a thread that is not running it. Leaving it
+    unawaited is fine: the run goes on in the background and reports to the widget.
+    """
+
+    def __init__(self, request: ImageRequest) -> None:
+        #: A short id, unique in this process (the front end names runs by it).
+        self.id: str = f"run-{next(_run_ids)}"
+        #: The request as sent (a snapshot: later changes to the widget do not touch it).
+        self.request: ImageRequest = request
+        #: The exact body text sent.
+        self.request_json: str = request.to_json()
+        self.task_id: str | None = None
+        #: The latest reading of the task, or None before the first one.
+        self.task: Task | None = None
+        self.state: RunState = "starting"
+        #: Plain words about what went wrong and what to do; "" when nothing did.
+        self.error: str = ""
+        #: Plain words about a normal but notable end (cancelled); "" otherwise.
+        self.note: str = ""
+        self.started_at: float = time.time()
+        self.finished_at: float | None = None
+        # A concurrent future, not an asyncio one: it can be awaited from any loop and
+        # waited for from any thread, and an unread exception in it logs nothing.
+        self._future: concurrent.futures.Future[Task] = concurrent.futures.Future()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._cancel_requested = False
+
+    # -- reading --
+
+    @property
+    def done(self) -> bool:
+        """Whether the run has ended, in any way."""
+        return self.state in FINISHED_STATES
+
+    @property
+    def status(self) -> str:
+        """The API status last seen ("" before the first reading)."""
+        if self.task is not None:
+            return self.task.status.value
+        return TaskStatus.FAILURE.value if self.state == "failure" else ""
+
+    @property
+    def progress(self) -> int:
+        return self.task.progress if self.task is not None else 0
+
+    @property
+    def images(self) -> list[str]:
+        """Output image URLs (empty until the task succeeds)."""
+        if self.task is None or self.task.status is not TaskStatus.SUCCESS:
+            return []
+        return list(self.task.outputs)
+
+    def to_json(self) -> dict[str, Any]:
+        """The run as the widget's ``tasks`` trait holds it (times in epoch milliseconds)."""
+        return {
+            "id": self.id,
+            "task_id": self.task_id or "",
+            "state": self.state,
+            "status": self.status,
+            "progress": self.progress,
+            "outputs": self.images,
+            "error": self.error,
+            "note": self.note,
+            "started_at": round(self.started_at * 1000),
+            "finished_at": None if self.finished_at is None else round(self.finished_at * 1000),
+            "request_json": self.request_json,
+        }
+
+    def __repr__(self) -> str:
+        parts = [f"id={self.id!r}", f"state={self.state!r}"]
+        if self.task_id:
+            parts.append(f"task_id={self.task_id!r}")
+        if self.status:
+            parts.append(f"status={self.status!r}")
+        if self.error:
+            parts.append(f"error={self.error!r}")
+        return f"Generation({', '.join(parts)})"
+
+    # -- waiting --
+
+    def __await__(self) -> Generator[Any, None, Task]:
+        return asyncio.wrap_future(self._future).__await__()
+
+    def result(self, timeout: float | None = None) -> Task:
+        """Block until the run ends and return its final task (for scripts).
+
+        Inside the event loop that runs it this would wait forever: use ``await`` there.
+        """
+        with contextlib.suppress(RuntimeError):
+            if self._loop is not None and asyncio.get_running_loop() is self._loop:
+                raise RuntimeError(
+                    "Generation.result() would block the event loop that runs this task; "
+                    "use `await generation` instead"
+                )
+        return self._future.result(timeout)
+
+    def cancel(self) -> bool:
+        """Stop polling (the task may still finish on the server). False if already over."""
+        if self.done:
+            return False
+        self._cancel_requested = True
+        loop = self._loop
+        if loop is None:  # not launched yet: the launcher sees the flag
+            return True
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._cancel_now()
+        else:
+            try:
+                loop.call_soon_threadsafe(self._cancel_now)
+            except RuntimeError:  # that loop is closed: nothing runs the task any more
+                return False
+        return True
+
+    def _cancel_now(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    # -- used by the widget --
+
+    def _bind(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:
+        self._loop = loop
+        self._task = task
+        if self._cancel_requested:
+            task.cancel()
+
+    def _settle(self, outcome: Task | BaseException | None) -> None:
+        """Resolve the future once: a Task, an exception, or None for cancelled."""
+        if self._future.done():
+            return
+        if outcome is None:
+            self._future.cancel()
+        elif isinstance(outcome, Task):
+            self._future.set_result(outcome)
+        else:
+            self._future.set_exception(outcome)
+
+
+class BackgroundLoop:
+    """A private event loop on a daemon thread, for runs started where no loop is running.
+
+    One per process, started on first use: plain scripts and synchronous tests get working
+    background runs without the widget owning a thread each.
+    """
+
+    _lock = threading.Lock()
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def get(cls) -> asyncio.AbstractEventLoop:
+        with cls._lock:
+            if cls._loop is None or cls._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="siray-widgets-loop", daemon=True
+                )
+                thread.start()
+                cls._loop = loop
+            return cls._loop
+
+
+def describe_error(exc: BaseException, secret: Secret | None = None) -> str:
+    """Plain words for what went wrong and what to do next; the key is never in them."""
+    if isinstance(exc, AuthenticationError):
+        text = (
+            f"The API refused the key (HTTP {exc.status_code or 401}: {exc.server_message}). "
+            f"Set {API_KEY_ENV} or w.api_key to a key from your Siray dashboard (or paste one "
+            "in the API key field), or remove the key to use the offline sandbox."
+        )
+    elif isinstance(exc, TaskFailedError):
+        text = str(exc)
+    elif isinstance(exc, ValidationError):
+        text = f"{exc} — change that value and press Generate again."
+    elif isinstance(exc, SirayError):
+        text = str(exc)
+    else:
+        detail = str(exc) or "no details"
+        text = (
+            f"Unexpected {type(exc).__name__}: {detail}. This is a bug in siray-widgets; "
+            "please report it with the steps that led here."
+        )
+    return redact(text, secret)
+
+
+def redact(text: str, secret: Secret | None) -> str:
+    """``text`` with the key (if any) masked: defence in depth for echoed server text."""
+    if secret is not None:
+        key = secret.reveal()
+        if key:
+            text = text.replace(key, "***")
+    return text

@@ -1,0 +1,605 @@
+"""``ImagineWidget``: the niji 7 image API as one Jupyter widget.
+
+Every create-task parameter is a control bound to a trait, the exact request JSON is shown as
+it changes, and Generate runs tasks in the background while the kernel stays free.
+
+Contract (the front end, the quickstart notebook and the browser tests code against it)
+--------------------------------------------------------------------------------------
+Python
+    ``w = ImagineWidget(prompt=..., chaos=..., api_key=...)``: schema field names, ``seed_locked``
+    and ``api_key`` only (anything else: TypeError; ``prompt`` may also come first, positionally).
+    ``w.generate()`` -> :class:`Generation` (``await`` it for the final Task, or don't);
+    ``w.request`` (a live ImageRequest: assigning to it moves the controls; assign a whole
+    ImageRequest to ``w.request`` to set every field at once); ``w.result`` (latest Task or
+    None); ``w.images`` (URLs); ``w.pil_images()``; ``w.on_finish(cb)``; ``w.cancel()``;
+    ``w.random_seed()``; ``w.close()`` cancels every run. ``w.api_key`` (write a str; reads
+    back as a masked Secret), ``w.base_url`` and ``w.poll`` are plain, unsynced attributes.
+
+Synced traits, front end may write
+    model, prompt, negative_prompt, aspect_ratio, chaos, stylize, weird, quality, seed, raw,
+    tile (validated by the schema: TraitError names the allowed range) and ``seed_locked``.
+
+Synced traits, set by Python only (writes from the front end are dropped and re-sent)
+    ``request_json`` (the exact body text), ``task_id``, ``status`` ("" or a TaskStatus value),
+    ``progress`` (0..100), ``outputs`` (image URLs), ``error`` (plain words + what to do) —
+    these six mirror the latest run; ``tasks`` (every recent run, newest last: id, task_id,
+    state, status, progress, outputs, error, note, started_at/finished_at in epoch ms,
+    request_json); ``sandbox`` (bool); ``key_source`` ("", "environment", "python",
+    "widget"); ``schema`` (``schema_json()`` plus ``task_statuses``); ``snippets`` (json,
+    curl, python, suffix texts for the copy buttons, computed from ``request_json``).
+
+Seed: -1 means random (the API picks one). Unlocked, a concrete seed is used for one run and
+then goes back to -1. Locked, the seed is kept for every run; locking while it is -1 rolls a
+concrete seed so it can be seen and reused.
+
+Messages, front end -> kernel (``model.send``), one handler registered with ``on_msg``
+    ``{"kind": "generate", "id": str, "body": str}`` (body: the JSON shown; refused if it is
+    not the kernel's ``request_json``) -> ``{"kind": "generate-response", "id", "ok",
+    "run", "ignored", "error"}``; a generate while another run still waits for its task id is
+    ignored (a double click makes one task).
+    ``{"kind": "cancel", "id", "run"?: str}`` (no run: every active run) ->
+    ``{"kind": "cancel-response", "id", "ok", "cancelled": [run ids]}``.
+    ``{"kind": "random-seed", "id"}`` -> ``{"kind": "random-seed-response", "id", "ok", "seed"}``.
+    ``{"kind": "set-key", "id", "key": str}`` ("" forgets a key typed before) ->
+    ``{"kind": "set-key-response", "id", "ok", "sandbox", "key_source"}`` (never the key).
+
+DOM (inside the view, root element ``.siray-widget``)
+    ``[data-field=<name>]`` wraps each field's controls: sliders are ``input[type=range]`` +
+    ``input[type=number]``; prompts are ``textarea``; aspect ratio and quality are radio
+    groups whose labels carry ``data-value``; seed is ``input[type=number]`` (empty with
+    placeholder "random" for -1) with ``[data-role=random-seed]`` and a checkbox
+    ``[data-role=seed-lock]``; raw/tile are checkboxes; model is a ``select``. Roles:
+    request-json (``pre``, textContent == request_json), generate, cancel, task-id, status
+    (textContent and ``data-status``: the TaskStatus value, else the run state), timeline,
+    progress (``progress`` with aria-valuenow), percent, elapsed, images (``img`` elements),
+    error, sandbox-badge (hidden unless sandbox), api-key (password input), key-source,
+    tasks (one button per run), suffix; copy buttons ``[data-copy=json|curl|python|suffix|
+    task-id]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anywidget
+import traitlets
+
+from ._widget_snippets import is_safe_image_url, snippets, static_html
+from ._widget_tasks import BackgroundLoop, Generation, describe_error, redact
+from .client import AsyncSirayClient, PollSchedule
+from .config import API_KEY_ENV, BASE_URL_ENV, Secret
+from .errors import TaskFailedError, ValidationError
+from .schema import FIELD_NAMES, FIELDS_BY_NAME, TASK_STATUSES, ImageRequest, schema_json
+from .task import Task
+
+__all__ = ["Generation", "ImagineWidget"]
+
+_STATIC = Path(__file__).parent / "static"
+
+#: Something worth drawing, so that Generate works the moment the widget appears.
+DEFAULT_PROMPT = "a paper lantern festival on a misty river at dusk, soft watercolor light"
+
+#: How many finished runs the ``tasks`` trait keeps (it is saved with the notebook).
+MAX_RUNS = 12
+
+#: Traits the front end may write; everything else it sends is dropped.
+_WRITABLE: frozenset[str] = frozenset((*FIELD_NAMES, "seed_locked"))
+_ACCEPTED_KWARGS: frozenset[str] = frozenset((*_WRITABLE, "api_key"))
+
+G = TypeVar("G")
+S = TypeVar("S")
+
+FinishCallback = Callable[[Generation], object]
+
+
+class _FieldTrait(traitlets.TraitType[G, S]):
+    """A trait whose rule, default and help text come from the schema field of its name."""
+
+    def __init__(self, name: str, default: Any = None) -> None:
+        self.field = FIELDS_BY_NAME[name]
+        super().__init__(
+            default_value=self.field.default if default is None else default,
+            help=self.field.description,
+        )
+        self.info_text = self.field.allowed()
+
+    def validate(self, obj: Any, value: Any) -> G:
+        try:
+            return self.field.validate(value)
+        except ValidationError as exc:
+            raise traitlets.TraitError(str(exc)) from None
+
+
+class _WidgetRequest(ImageRequest):
+    """``w.request``: an ImageRequest whose assignments set the widget's traits."""
+
+    __slots__ = ("_widget",)
+
+    _widget: ImagineWidget
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Validates (raising the schema's ValidationError, as any ImageRequest does), then
+        # moves the trait; the trait's observer writes the same value back here.
+        super().__setattr__(name, value)
+        widget = getattr(self, "_widget", None)  # unset while ImageRequest.__init__ runs
+        if widget is not None:
+            setattr(widget, name, getattr(self, name))
+
+
+class ImagineWidget(anywidget.AnyWidget):  # type: ignore[misc]
+    """The niji 7 image API as one widget: controls, live request JSON, tasks and images.
+
+    >>> w = ImagineWidget(prompt="a fox in the snow", aspect_ratio="16:9")  # doctest: +SKIP
+    >>> w  # doctest: +SKIP
+    >>> task = await w.generate()  # doctest: +SKIP
+    """
+
+    _esm = _STATIC / "widget.js"
+    _css = _STATIC / "widget.css"
+
+    # -- parameters (names, rules and defaults from the schema) --
+    model: _FieldTrait[str, str] = _FieldTrait("model").tag(sync=True)
+    prompt: _FieldTrait[str, str] = _FieldTrait("prompt", DEFAULT_PROMPT).tag(sync=True)
+    negative_prompt: _FieldTrait[str, str] = _FieldTrait("negative_prompt").tag(sync=True)
+    aspect_ratio: _FieldTrait[str, str] = _FieldTrait("aspect_ratio").tag(sync=True)
+    chaos: _FieldTrait[int, int] = _FieldTrait("chaos").tag(sync=True)
+    stylize: _FieldTrait[int, int] = _FieldTrait("stylize").tag(sync=True)
+    weird: _FieldTrait[int, int] = _FieldTrait("weird").tag(sync=True)
+    quality: _FieldTrait[str, str | int] = _FieldTrait("quality").tag(sync=True)
+    seed: _FieldTrait[int, int] = _FieldTrait("seed").tag(sync=True)
+    raw: _FieldTrait[bool, bool] = _FieldTrait("raw").tag(sync=True)
+    tile: _FieldTrait[bool, bool] = _FieldTrait("tile").tag(sync=True)
+    seed_locked = traitlets.Bool(False, help="Keep the seed for every run.").tag(sync=True)
+
+    # -- state shown by the front end, written by Python only --
+    request_json = traitlets.Unicode(read_only=True).tag(sync=True)
+    task_id = traitlets.Unicode("", read_only=True).tag(sync=True)
+    status = traitlets.Unicode("", read_only=True).tag(sync=True)
+    progress = traitlets.Int(0, read_only=True).tag(sync=True)
+    outputs = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
+    error = traitlets.Unicode("", read_only=True).tag(sync=True)
+    tasks = traitlets.List(traitlets.Dict(), read_only=True).tag(sync=True)
+    sandbox = traitlets.Bool(True, read_only=True).tag(sync=True)
+    key_source = traitlets.Unicode("", read_only=True).tag(sync=True)
+    schema = traitlets.Dict(read_only=True).tag(sync=True)
+    snippets = traitlets.Dict(read_only=True).tag(sync=True)
+
+    def __init__(
+        self, prompt: str | None = None, /, *, api_key: str | Secret | None = None, **fields: Any
+    ) -> None:
+        unknown = sorted(set(fields) - _ACCEPTED_KWARGS)
+        if unknown:
+            raise TypeError(
+                f"ImagineWidget() got an unexpected keyword argument {unknown[0]!r}; it takes "
+                f"the request fields ({', '.join(FIELD_NAMES)}), seed_locked and api_key"
+            )
+        if prompt is not None:
+            if "prompt" in fields:
+                raise TypeError("ImagineWidget() got the prompt both by position and by name")
+            fields["prompt"] = prompt
+        # Plain attributes first: trait observers fired by super().__init__ use them.
+        self._lock = threading.RLock()
+        self._secret: Secret | None = None
+        self._key_origin = ""
+        #: Where requests go; None: SIRAY_BASE_URL, else the public API (or the sandbox).
+        self.base_url: str | None = None
+        #: How often to poll (None: the client's default, Siray's 3-5 s guidance).
+        self.poll: PollSchedule | None = None
+        self._runs: list[Generation] = []  # newest last, at most MAX_RUNS (+ active ones)
+        self._current: Generation | None = None
+        self._asyncio_tasks: set[asyncio.Task[None]] = set()  # strong references
+        self._callbacks: list[FinishCallback] = []
+        self._request = _WidgetRequest(prompt=DEFAULT_PROMPT)
+        self._set_key(api_key, "python", refresh=False)
+        super().__init__(**fields)
+        object.__setattr__(self._request, "_widget", self)
+        # Registered here, not as a method override: ipywidgets' own dispatcher stays intact.
+        self.on_msg(self._on_custom_msg)
+
+    # -- defaults of the derived traits (computed when the comm first sends state) --
+
+    @traitlets.default("request_json")
+    def _default_request_json(self) -> str:
+        return self._request.to_json()
+
+    @traitlets.default("snippets")
+    def _default_snippets(self) -> dict[str, str]:
+        return snippets(self._request, self._public_base_url())
+
+    @traitlets.default("schema")
+    def _default_schema(self) -> dict[str, Any]:
+        return {**schema_json(), "task_statuses": list(TASK_STATUSES)}
+
+    @traitlets.default("sandbox")
+    def _default_sandbox(self) -> bool:
+        return self._resolve()[1]
+
+    @traitlets.default("key_source")
+    def _default_key_source(self) -> str:
+        return self._resolve()[2]
+
+    # -- the request --
+
+    @property
+    def request(self) -> ImageRequest:
+        """The request Generate would send; assigning to its fields moves the controls."""
+        return self._request
+
+    @request.setter
+    def request(self, value: ImageRequest | Mapping[str, Any]) -> None:
+        if not isinstance(value, ImageRequest):
+            value = ImageRequest(**value)
+        with self.hold_trait_notifications():
+            for name in FIELD_NAMES:
+                setattr(self, name, getattr(value, name))
+
+    @traitlets.observe(*FIELD_NAMES)
+    def _field_changed(self, change: Mapping[str, Any]) -> None:
+        ImageRequest.__setattr__(self._request, change["name"], change["new"])
+        self._refresh_request()
+
+    def _refresh_request(self) -> None:
+        with self._lock, self.hold_sync():
+            self.set_trait("request_json", self._request.to_json())
+            self.set_trait("snippets", snippets(self._request, self._public_base_url()))
+
+    @traitlets.observe("seed_locked")
+    def _seed_lock_changed(self, change: Mapping[str, Any]) -> None:
+        if change["new"] and self.seed == -1:
+            self.random_seed()
+
+    def random_seed(self) -> int:
+        """Set ``seed`` to a new random value in the schema's range and return it."""
+        top = FIELDS_BY_NAME["seed"].maximum
+        assert top is not None
+        self.seed = secrets.randbelow(top + 1)
+        return self.seed
+
+    # -- the key --
+
+    @property
+    def api_key(self) -> Secret | None:
+        """The key set here (masked; ``.reveal()`` gives the text), or None.
+
+        None means ``SIRAY_API_KEY`` is used if set, else the offline sandbox.
+        """
+        return self._secret
+
+    @api_key.setter
+    def api_key(self, value: str | Secret | None) -> None:
+        self._set_key(value, "python")
+
+    def _set_key(self, value: str | Secret | None, origin: str, refresh: bool = True) -> None:
+        if isinstance(value, str):
+            value = Secret(value.strip()) if value.strip() else None
+        elif value is not None and not isinstance(value, Secret):
+            raise TypeError(f"api_key must be a str, not {type(value).__name__}")
+        self._secret = value
+        self._key_origin = origin if value is not None else ""
+        if refresh:
+            self._refresh_connection()
+
+    def _resolve(self) -> tuple[Secret | None, bool, str]:
+        """(key, sandbox, key source) as the client will resolve them, without a server."""
+        if self._secret is not None:
+            return self._secret, False, self._key_origin
+        env_key = os.environ.get(API_KEY_ENV, "").strip()
+        env_url = os.environ.get(BASE_URL_ENV, "").strip()
+        if env_key:
+            return Secret(env_key), False, "environment"
+        return None, not (self.base_url or env_url), ""
+
+    def _public_base_url(self) -> str | None:
+        """Where copied commands should send requests: never the sandbox's address."""
+        return self.base_url or os.environ.get(BASE_URL_ENV, "").strip() or None
+
+    def _refresh_connection(self) -> None:
+        _, sandbox, source = self._resolve()
+        with self._lock, self.hold_sync():
+            self.set_trait("sandbox", sandbox)
+            self.set_trait("key_source", source)
+            self.set_trait("snippets", snippets(self._request, self._public_base_url()))
+
+    # -- front end writes --
+
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        """Apply the front end's changes to writable traits; resync anything refused."""
+        accepted = {k: v for k, v in sync_data.items() if k in _WRITABLE}
+        refused = [k for k in sync_data if k not in _WRITABLE]
+        try:
+            super().set_state(accepted)
+        except traitlets.TraitError as exc:
+            # The front end validates with the same schema, so this is rare; without a
+            # resync its control would keep showing a value the kernel does not hold.
+            self.set_trait("error", str(exc))
+            refused = list(sync_data)
+        if refused:
+            self.send_state(refused)
+
+    # -- messages --
+
+    def _on_custom_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        """The one dispatcher for the front end's messages."""
+        if not isinstance(content, dict):
+            return
+        kind = content.get("kind")
+        reply: dict[str, Any] = {"kind": f"{kind}-response", "id": content.get("id"), "ok": True}
+        try:
+            if kind == "generate":
+                reply.update(self._generate_from_front_end(content.get("body")))
+            elif kind == "cancel":
+                run = content.get("run")
+                reply["cancelled"] = self.cancel(run if isinstance(run, str) else None)
+            elif kind == "random-seed":
+                reply["seed"] = self.random_seed()
+            elif kind == "set-key":
+                key = content.get("key")
+                self._set_key(key if isinstance(key, str) else None, "widget")
+                reply.update(sandbox=self.sandbox, key_source=self.key_source)
+            else:
+                raise ValueError(
+                    f"unknown message kind {kind!r}: the page and the kernel run different "
+                    "versions of siray-widgets; reload the page"
+                )
+        except Exception as exc:
+            message = describe_error(exc, self._secret)
+            self.set_trait("error", message)
+            reply.update(ok=False, error=message)
+        self.send(reply)
+
+    def _generate_from_front_end(self, body: Any) -> dict[str, Any]:
+        if isinstance(body, str) and body != self.request_json:
+            # What is shown is what is sent: a change the kernel refused, or a change
+            # made in Python that the page has not shown yet.
+            self.send_state([*FIELD_NAMES, "request_json"])
+            message = (
+                "The request shown was not the kernel's current request (a change had not "
+                "arrived yet); check the values and press Generate again."
+            )
+            self.set_trait("error", message)
+            return {"ok": False, "error": message, "run": None, "ignored": False}
+        with self._lock:
+            starting = next((g for g in self._runs if g.state == "starting"), None)
+            if starting is not None:
+                return {"ok": True, "ignored": True, "run": starting.id}
+            generation = self.generate()
+        return {"ok": True, "ignored": False, "run": generation.id}
+
+    # -- runs --
+
+    def generate(self) -> Generation:
+        """Send the current request and follow the task in the background.
+
+        Returns at once with a :class:`Generation`: ``await`` it in a cell for the final
+        Task, or leave it be. Runs on the event loop running now (a notebook's), or on a
+        private background loop when none is running (a plain script).
+        """
+        with self._lock:
+            generation = Generation(ImageRequest(**self._request.to_dict()))
+            secret, _, _ = self._resolve()
+            base_url, poll = self.base_url, self.poll
+            self._runs.append(generation)
+            self._prune()
+            self._current = generation
+            if not self.seed_locked and self.seed != -1:
+                self.seed = -1  # an unlocked seed is used once
+            self._publish(generation)
+        coro = self._run(generation, secret, base_url, poll)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            background = BackgroundLoop.get()
+            background.call_soon_threadsafe(self._launch, generation, coro, background)
+        else:
+            self._launch(generation, coro, loop)
+        return generation
+
+    def _launch(
+        self,
+        generation: Generation,
+        coro: Any,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        task: asyncio.Task[None] = loop.create_task(coro, name=f"siray-widgets {generation.id}")
+        self._asyncio_tasks.add(task)
+        task.add_done_callback(self._asyncio_tasks.discard)
+        generation._bind(loop, task)
+
+    async def _run(
+        self,
+        generation: Generation,
+        secret: Secret | None,
+        base_url: str | None,
+        poll: PollSchedule | None,
+    ) -> None:
+        """Submit, poll, report: every outcome ends up in the traits, never in a log."""
+        client: AsyncSirayClient | None = None
+        outcome: Task | BaseException | None = None
+        try:
+            # Off the loop: the first client without a key starts the sandbox server.
+            client = await asyncio.to_thread(AsyncSirayClient, secret, base_url, poll=poll)
+            if client.sandbox != self.sandbox:
+                self.set_trait("sandbox", client.sandbox)
+            task_id = await client.submit(generation.request)
+            with self._lock:
+                generation.task_id = task_id
+                generation.state = "running"
+                self._publish(generation)
+            task = await client.wait(task_id, on_update=lambda t: self._on_reading(generation, t))
+            with self._lock:
+                generation.task = task
+                generation.state = "success"
+            outcome = task
+        except asyncio.CancelledError:
+            generation.state = "cancelled"
+            generation.note = "Stopped following the task" + (
+                f" {generation.task_id}; it may still finish on the server."
+                if generation.task_id
+                else "."
+            )
+            raise
+        except TaskFailedError as exc:
+            generation.state = "failure"
+            generation.error = describe_error(exc, secret)
+            outcome = exc
+        except Exception as exc:
+            generation.state = "error"
+            generation.error = describe_error(exc, secret)
+            outcome = exc
+        finally:
+            if client is not None:
+                try:
+                    await client.aclose()
+                except Exception as exc:  # closing a pool is not worth a failed run
+                    generation.note = redact(f"Closing the connection failed: {exc}", secret)
+            self._finish(generation, outcome)
+
+    def _on_reading(self, generation: Generation, task: Task) -> None:
+        with self._lock:
+            generation.task = task
+            if generation.state == "starting":
+                generation.state = "running"
+            self._publish(generation)
+
+    def _finish(self, generation: Generation, outcome: Task | BaseException | None) -> None:
+        with self._lock:
+            generation.finished_at = time.time()
+            self._publish(generation)
+        generation._settle(outcome)
+        for callback in list(self._callbacks):
+            try:
+                callback(generation)
+            except Exception as exc:
+                self.set_trait(
+                    "error",
+                    describe_error(exc, self._secret).replace(
+                        "Unexpected", "An on_finish callback raised an unexpected", 1
+                    ),
+                )
+
+    def _prune(self) -> None:
+        """Forget the oldest finished runs beyond MAX_RUNS (active ones always stay)."""
+        excess = len(self._runs) - MAX_RUNS
+        if excess > 0:
+            old = [g for g in self._runs if g.done][:excess]
+            self._runs = [g for g in self._runs if g not in old]
+
+    def _publish(self, generation: Generation) -> None:
+        """Copy a run's state into the traits (the latest run also into the top-level ones)."""
+        with self._lock, self.hold_sync():
+            self.set_trait("tasks", [g.to_json() for g in self._runs])
+            if generation is self._current:
+                self.set_trait("task_id", generation.task_id or "")
+                self.set_trait("status", generation.status)
+                self.set_trait("progress", generation.progress)
+                self.set_trait("outputs", generation.images)
+                self.set_trait("error", generation.error)
+
+    def cancel(self, run: str | None = None) -> list[str]:
+        """Stop following one run (by :attr:`Generation.id`) or every active run.
+
+        Returns the ids of the runs asked to stop. Tasks may still finish on the server.
+        """
+        with self._lock:
+            targets = [g for g in self._runs if not g.done and run in (None, g.id)]
+        return [g.id for g in targets if g.cancel()]
+
+    def on_finish(self, callback: FinishCallback, remove: bool = False) -> None:
+        """Call ``callback(generation)`` when a run ends (success, failure, error, cancel).
+
+        It runs on the thread of the loop that ran the task; exceptions are shown in the
+        widget's error line.
+        """
+        if remove:
+            self._callbacks.remove(callback)
+        else:
+            self._callbacks.append(callback)
+
+    # -- results --
+
+    @property
+    def runs(self) -> list[Generation]:
+        """Recent runs, newest last."""
+        with self._lock:
+            return list(self._runs)
+
+    @property
+    def result(self) -> Task | None:
+        """The latest reading of the latest run's task (None before any)."""
+        current = self._current
+        return current.task if current is not None else None
+
+    @property
+    def images(self) -> list[str]:
+        """Image URLs of the latest run (empty until it succeeds)."""
+        return list(self.outputs)
+
+    def pil_images(self, timeout: float = 30.0) -> list[Any]:
+        """Download the latest run's images as PIL images (blocking; http(s) and data: only)."""
+        import base64
+        import io
+        import urllib.parse
+
+        import httpx
+        from PIL import Image
+
+        pictures = []
+        with httpx.Client(timeout=timeout, follow_redirects=True, trust_env=not self.sandbox) as h:
+            for url in self.images:
+                if not is_safe_image_url(url):
+                    raise ValueError(f"not an http(s) or data:image URL: {url[:80]!r}")
+                if url.lower().startswith("data:"):
+                    meta, _, payload = url.partition(",")
+                    data = (
+                        base64.b64decode(payload)
+                        if meta.endswith(";base64")
+                        else urllib.parse.unquote_to_bytes(payload)
+                    )
+                else:
+                    response = h.get(url)
+                    response.raise_for_status()
+                    data = response.content
+                picture = Image.open(io.BytesIO(data))
+                picture.load()
+                pictures.append(picture)
+        return pictures
+
+    # -- lifecycle and display --
+
+    def close(self) -> None:
+        """Cancel every run, then close the widget (its views disappear)."""
+        if hasattr(self, "_runs"):  # __del__ may come after a failed __init__
+            self.cancel()
+        super().close()
+
+    def __repr__(self) -> str:
+        if not hasattr(self, "_request"):
+            return f"<{type(self).__name__} (not initialised)>"
+        changed = [
+            f"{name}={getattr(self._request, name)!r}"
+            for name in FIELD_NAMES
+            if getattr(self._request, name) != FIELDS_BY_NAME[name].default
+        ]
+        state = [f"sandbox={self.sandbox}"]
+        if self.task_id:
+            state.append(f"task_id={self.task_id!r}")
+        if self.status:
+            state.append(f"status={self.status!r}")
+        return f"{type(self).__name__}({', '.join([*changed, *state])})"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data, metadata = bundle
+        data["text/html"] = static_html(
+            self._request, status=self.status, images=self.images, sandbox=self.sandbox
+        )
+        return data, metadata
