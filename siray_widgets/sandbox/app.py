@@ -380,6 +380,9 @@ def create_app(
         ],
         exception_handlers={HTTPException: http_error},
     )
+    # The API does not redirect ".../async/" to ".../async"; a 404 is what a client that lost
+    # its task id (the official SDK does) should see.
+    app.router.redirect_slashes = False
     app.state.sandbox = SandboxState(settings, sleep=sleep)
     app.state.openapi = openapi()
     return app
