@@ -69,7 +69,9 @@ class TaskRecord:
         if self.duration <= 0:
             return 100
         share = (now - self._at(_STARTED_AT)) / (self.duration * (1 - _STARTED_AT))
-        return max(0, min(100, math.floor(share * 100)))
+        # Rounded first: Unix times near 1.7e9 carry ~1e-7 s of float noise, which would make
+        # a task exactly at 40% read 39%.
+        return max(0, min(100, math.floor(round(share * 100, 4))))
 
     def _time_of_progress(self, progress: int) -> float:
         return self._at(_STARTED_AT + (1 - _STARTED_AT) * progress / 100)
