@@ -95,7 +95,7 @@ def render(
     def jitter(amount: float) -> float:
         return spread * own.uniform(-amount, amount)
 
-    hue = base.random() + jitter(0.5)
+    hue = base.random() + jitter(0.25)  # at most half the colour wheel apart: never wraps
     # Background: a gradient between two colours; on a tile, a periodic (cosine) one.
     xs = [(x - pad) / width for x in range(pw)]
     ys = [(y - pad) / height for y in range(ph)]
