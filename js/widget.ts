@@ -237,10 +237,9 @@ function render({ model, el }: RenderProps<Record<string, unknown>>): () => void
     );
     const dice = h(
       "button",
-      { type: "button", class: "siray-icon", "data-role": "random-seed", title: "Roll a seed" },
-      "🎲",
+      { type: "button", "data-role": "random-seed", title: "Pick a random seed now, so it can be reused" },
+      "Random",
     );
-    dice.setAttribute("aria-label", "Roll a random seed");
     const lock = h("input", { type: "checkbox", "data-role": "seed-lock" });
     listen(dice, "click", () => m.send({ kind: "random-seed", id: newId() }));
     listen(lock, "change", () => commit("seed_locked", lock.checked));
@@ -348,8 +347,10 @@ function render({ model, el }: RenderProps<Record<string, unknown>>): () => void
     if (f.type === "boolean") control = checkbox(f);
     else if (f.type === "integer" && f.name === "seed") control = seedControl(f);
     else if (f.type === "integer") control = slider(f);
-    else if (f.enum && f.enum.length > 4) control = select(f, f.enum);
-    else if (f.enum && f.enum.length > 1) control = radios(f, f.enum);
+    // Ratios get a picker that draws each shape; a few choices get radio tiles; a single
+    // choice (the model) or a long list gets a select.
+    else if (f.enum && f.enum.length > 1 && (f.enum.length <= 4 || f.enum.every((v) => RATIO.test(v))))
+      control = radios(f, f.enum);
     else if (f.enum) control = select(f, f.enum);
     else control = text(f);
     controls.append(control);
@@ -416,9 +417,12 @@ function render({ model, el }: RenderProps<Record<string, unknown>>): () => void
   listen<KeyboardEvent>(root, "keydown", (e) => {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
       e.preventDefault();
-      e.stopPropagation(); // JupyterLab would run the cell
       generate();
     }
+    // JupyterLab reads shortcuts from keydown bubbling to the document: on a focused slider
+    // or button, "a" would insert a cell, "d d" delete one, arrows move the selection and
+    // Ctrl+Enter run the cell. Keys typed here are for the widget; Escape still leaves it.
+    if (e.key !== "Escape") e.stopPropagation();
   });
 
   // ---------------------------------------------------------------- request panel
@@ -445,7 +449,12 @@ function render({ model, el }: RenderProps<Record<string, unknown>>): () => void
         ),
       ),
       jsonPre,
-      h("div", { class: "siray-suffix", title: "The same parameters as a Midjourney suffix" }, suffixLine),
+      h(
+        "div",
+        { class: "siray-suffix", title: "The same parameters as a Midjourney prompt suffix" },
+        h("span", { class: "siray-muted" }, "Midjourney suffix: "),
+        suffixLine,
+      ),
     ),
   );
 
@@ -507,6 +516,7 @@ function render({ model, el }: RenderProps<Record<string, unknown>>): () => void
   // ---------------------------------------------------------------- task panel
 
   const taskIdCode = h("code", { class: "siray-taskid", "data-role": "task-id" });
+  const copyTaskId = copyButton("task-id", "Copy id");
   const statusText = h("span", { class: "siray-status", "data-role": "status", "aria-live": "polite" });
   const elapsed = h("span", { class: "siray-muted", "data-role": "elapsed" });
   const cancelButton = h("button", { type: "button", "data-role": "cancel" }, "Cancel");
@@ -542,7 +552,7 @@ function render({ model, el }: RenderProps<Record<string, unknown>>): () => void
           { class: "siray-row" },
           h("span", { class: "siray-label" }, "Task"),
           taskIdCode,
-          copyButton("task-id", "Copy id"),
+          copyTaskId,
         ),
         h("span", { class: "siray-row" }, statusText, elapsed, cancelButton),
       ),
@@ -594,7 +604,7 @@ function render({ model, el }: RenderProps<Record<string, unknown>>): () => void
     const run = shownRun();
     const latest = all[all.length - 1];
     taskIdCode.textContent = run?.task_id ?? "";
-    taskIdCode.title = run?.task_id ? "Task id" : "";
+    copyTaskId.hidden = !run?.task_id;
     const word = !run
       ? ""
       : run.state === "cancelled" || run.state === "error" || !run.status

@@ -217,6 +217,9 @@ def describe_error(exc: BaseException, secret: Secret | None = None) -> str:
         text = f"{exc} — change that value and press Generate again."
     elif isinstance(exc, SirayError):
         text = str(exc)
+    elif isinstance(exc, (ValueError, TypeError)):
+        # A setting the client refused (a base URL without http(s), say): the user can fix it.
+        text = f"{exc} — fix that setting and press Generate again."
     else:
         detail = str(exc) or "no details"
         text = (

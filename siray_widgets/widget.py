@@ -112,7 +112,7 @@ class _FieldTrait(traitlets.TraitType[G, S]):
 
     def validate(self, obj: Any, value: Any) -> G:
         try:
-            return self.field.validate(value)
+            return self.field.validate(value)  # type: ignore[no-any-return]
         except ValidationError as exc:
             raise traitlets.TraitError(str(exc)) from None
 
@@ -133,7 +133,7 @@ class _WidgetRequest(ImageRequest):
             setattr(widget, name, getattr(self, name))
 
 
-class ImagineWidget(anywidget.AnyWidget):  # type: ignore[misc]
+class ImagineWidget(anywidget.AnyWidget):
     """The niji 7 image API as one widget: controls, live request JSON, tasks and images.
 
     >>> w = ImagineWidget(prompt="a fox in the snow", aspect_ratio="16:9")  # doctest: +SKIP

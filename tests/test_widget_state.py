@@ -1,0 +1,270 @@
+"""ImagineWidget without running tasks: traits, validation, the request, state sent and kept."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import comm
+import pytest
+import traitlets
+
+from siray_widgets.errors import ValidationError
+from siray_widgets.schema import FIELDS, FIELDS_BY_NAME, TASK_STATUSES, ImageRequest, schema_json
+from siray_widgets.widget import DEFAULT_PROMPT, ImagineWidget
+
+SECRET = "sk-test-STATE-0123456789abcdef"
+
+
+class RecordingComm(comm.DummyComm):  # type: ignore[misc]
+    """A comm that keeps every message the widget sends to the front end."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.sent: list[tuple[str, Any]] = []
+        super().__init__(*args, **kwargs)
+
+    def publish_msg(self, msg_type: str, data: Any = None, *args: Any, **kwargs: Any) -> None:
+        self.sent.append((msg_type, data))
+
+
+@pytest.fixture(autouse=True)
+def _no_key_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SIRAY_API_KEY", raising=False)
+    monkeypatch.delenv("SIRAY_BASE_URL", raising=False)
+
+
+@pytest.fixture
+def make(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., ImagineWidget]]:
+    """Build widgets whose comm records what they send; all closed after the test."""
+    monkeypatch.setattr(comm, "create_comm", RecordingComm)
+    made: list[ImagineWidget] = []
+
+    def build(*args: Any, **kwargs: Any) -> ImagineWidget:
+        w = ImagineWidget(*args, **kwargs)
+        made.append(w)
+        return w
+
+    yield build
+    for w in made:
+        w.close()
+
+
+def updates(w: ImagineWidget) -> list[dict[str, Any]]:
+    """State updates sent to the front end since the widget was made."""
+    return [
+        data["state"]
+        for kind, data in w.comm.sent
+        if kind == "comm_msg" and data.get("method") == "update"
+    ]
+
+
+# -- defaults and validation ----------------------------------------------------------------
+
+
+def test_defaults_come_from_the_schema_plus_a_prompt(make: Callable[..., Any]) -> None:
+    w = make()
+    for f in FIELDS:
+        expected = DEFAULT_PROMPT if f.name == "prompt" else f.default
+        assert getattr(w, f.name) == expected, f.name
+    assert w.prompt.strip()
+    assert w.request == ImageRequest(prompt=DEFAULT_PROMPT)
+    assert w.request_json == ImageRequest(prompt=DEFAULT_PROMPT).to_json()
+    assert w.schema == {**schema_json(), "task_statuses": list(TASK_STATUSES)}
+    assert (w.task_id, w.status, w.progress, w.outputs, w.error, w.tasks) == ("", "", 0, [], "", [])
+    assert w.sandbox is True
+    assert w.seed_locked is False
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("chaos", 150, "chaos=150 is out of range 0..100"),
+        ("chaos", -1, "chaos=-1 is out of range 0..100"),
+        ("stylize", 1001, "stylize=1001 is out of range 0..1000"),
+        ("weird", 3001, "weird=3001 is out of range 0..3000"),
+        ("seed", 10_000_000_000, "seed=10000000000 is out of range -1..9999999999"),
+        ("seed", -2, "seed=-2 is out of range -1..9999999999"),
+        ("chaos", 2.5, "range 0..100"),
+        ("chaos", True, "not a boolean"),
+        ("quality", "3", 'one of "1", "2", "4"'),
+        ("aspect_ratio", "5:4", '"16:9"'),
+        ("model", "other/model", "midjourney/midjourney-niji-7-t2i"),
+        ("prompt", "   ", "must not be empty"),
+        ("raw", "yes", "true or false"),
+    ],
+)
+def test_bad_values_raise_trait_errors_naming_field_and_allowed_values(
+    make: Callable[..., Any], name: str, value: Any, words: str
+) -> None:
+    w = make()
+    before = getattr(w, name)
+    with pytest.raises(traitlets.TraitError, match=name) as caught:
+        setattr(w, name, value)
+    assert words in str(caught.value)
+    assert getattr(w, name) == before
+    assert getattr(w.request, name) == before
+    # The same rule at construction time.
+    with pytest.raises(traitlets.TraitError, match=name):
+        ImagineWidget(**{name: value})
+
+
+def test_quality_accepts_the_int_people_type(make: Callable[..., Any]) -> None:
+    w = make(quality=2)
+    assert w.quality == "2"
+    assert '"quality": "2"' in w.request_json
+
+
+def test_unknown_constructor_arguments_are_refused(make: Callable[..., Any]) -> None:
+    with pytest.raises(TypeError, match="unexpected keyword argument 'chaoss'"):
+        ImagineWidget(chaoss=10)
+    with pytest.raises(TypeError, match="'layout'"):
+        ImagineWidget(layout={"width": "100px"})
+    with pytest.raises(TypeError, match="both by position and by name"):
+        ImagineWidget("a fox", prompt="a cat")
+    w = make("a fox in the snow", chaos=5, seed_locked=True, seed=7)
+    assert (w.prompt, w.chaos, w.seed, w.seed_locked) == ("a fox in the snow", 5, 7, True)
+
+
+# -- traits and the request stay one thing --------------------------------------------------
+
+
+def test_setting_a_trait_updates_request_and_json_and_snippets(make: Callable[..., Any]) -> None:
+    w = make()
+    w.chaos = 50
+    assert w.request.chaos == 50
+    assert w.request_json == w.request.to_json()
+    assert '"chaos": 50' in w.request_json
+    assert w.snippets["json"] == w.request_json
+    assert "--chaos 50" in w.snippets["suffix"]
+    w.negative_prompt = "text, watermark"
+    assert json.loads(w.request_json)["negative_prompt"] == "text, watermark"
+    w.negative_prompt = "  "
+    assert "negative_prompt" not in json.loads(w.request_json)  # blank: left out, as sent
+
+
+def test_assigning_to_the_request_moves_the_traits(make: Callable[..., Any]) -> None:
+    w = make()
+    w.request.stylize = 300
+    assert w.stylize == 300
+    assert '"stylize": 300' in w.request_json
+    with pytest.raises(ValidationError, match=r"chaos=150 is out of range 0\.\.100"):
+        w.request.chaos = 150
+    assert w.chaos == 0
+    assert w.request.chaos == 0
+
+    w.request = ImageRequest(prompt="a lighthouse", aspect_ratio="9:16", raw=True)
+    assert (w.prompt, w.aspect_ratio, w.raw, w.stylize) == ("a lighthouse", "9:16", True, 100)
+    w.request = {"prompt": "a harbour", "tile": True}
+    assert (w.prompt, w.tile, w.raw) == ("a harbour", True, False)
+    assert w.request_json == ImageRequest(prompt="a harbour", tile=True).to_json()
+
+
+def test_python_snippet_rebuilds_the_same_request(make: Callable[..., Any]) -> None:
+    w = make(prompt='it\'s a "quoted" fox\nnew line', chaos=20, quality="4", seed=12345)
+    source = w.snippets["python"]
+    head = source.split("with SirayClient", 1)[0]  # the part that builds the request
+    namespace: dict[str, Any] = {}
+    exec(head, namespace)
+    assert namespace["request"] == w.request
+
+
+def test_curl_sends_the_body_and_leaves_the_key_in_the_shell(make: Callable[..., Any]) -> None:
+    import shlex
+
+    w = make(prompt="it's a fox's den")
+    curl = w.snippets["curl"]
+    assert "$SIRAY_API_KEY" in curl
+    assert "https://api.siray.ai/v1/images/generations/async" in curl
+    words = shlex.split(curl.replace("\\\n", " "), posix=True)
+    assert words[words.index("-d") + 1] == w.request_json  # survives shell quoting intact
+
+
+# -- the seed -------------------------------------------------------------------------------
+
+
+def test_locking_a_random_seed_rolls_a_concrete_one(make: Callable[..., Any]) -> None:
+    w = make()
+    assert w.seed == -1
+    w.seed_locked = True
+    seed_field = FIELDS_BY_NAME["seed"]
+    assert seed_field.maximum is not None
+    assert 0 <= w.seed <= seed_field.maximum
+    assert f'"seed": {w.seed}' in w.request_json
+    kept = w.seed
+    w.seed_locked = False
+    assert w.seed == kept  # unlocking keeps what is shown until the next run
+    rolled = w.random_seed()
+    assert w.seed == rolled
+    assert 0 <= rolled <= seed_field.maximum
+
+
+# -- front end writes -----------------------------------------------------------------------
+
+
+def test_front_end_writes_to_fields_apply_and_read_only_state_is_protected(
+    make: Callable[..., Any],
+) -> None:
+    w = make()
+    w.set_state({"chaos": 30, "seed_locked": False})
+    assert w.chaos == 30
+    assert w.request.chaos == 30
+    w.comm.sent.clear()
+    w.set_state({"request_json": "{}", "status": "SUCCESS", "outputs": ["javascript:alert(1)"]})
+    assert w.request_json == w.request.to_json()
+    assert (w.status, w.outputs) == ("", [])
+    resent = {k for state in updates(w) for k in state}
+    assert {"request_json", "status", "outputs"} <= resent  # the page is put right
+
+
+def test_a_refused_front_end_value_is_reported_and_resynced(make: Callable[..., Any]) -> None:
+    w = make()
+    w.comm.sent.clear()
+    w.set_state({"chaos": 150})
+    assert w.chaos == 0
+    assert "chaos=150 is out of range 0..100" in w.error
+    assert any(state.get("chaos") == 0 for state in updates(w))
+
+
+# -- the key never leaves Python ------------------------------------------------------------
+
+
+def test_key_is_nowhere_in_state_repr_or_mimebundle(make: Callable[..., Any]) -> None:
+    w = make(api_key=SECRET, prompt="<img src=x onerror=alert(1)>")
+    assert w.sandbox is False
+    assert w.key_source == "python"
+    assert w.api_key is not None
+    assert w.api_key.reveal() == SECRET
+    assert SECRET not in repr(w.api_key)
+    w.chaos = 12
+    state = json.dumps(w.get_state(), default=str)
+    bundle = json.dumps(w._repr_mimebundle_(), default=str)
+    sent = json.dumps(w.comm.sent, default=str)
+    for text in (state, repr(w), str(w), bundle, sent, json.dumps(w.snippets)):
+        assert SECRET not in text
+    # The static fallback shows the prompt as text, never as markup.
+    html = w._repr_mimebundle_()[0]["text/html"]
+    assert "<img src=x" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_key_from_environment_counts_and_is_not_copied_into_state(
+    make: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SIRAY_API_KEY", SECRET)
+    w = make()
+    assert (w.sandbox, w.key_source) == (False, "environment")
+    assert w.api_key is None  # nothing set on the widget itself
+    assert SECRET not in json.dumps(w.get_state(), default=str)
+    w.api_key = "  "  # blank means unset
+    assert w.api_key is None
+    with pytest.raises(TypeError, match="must be a str"):
+        w.api_key = 12345
+
+
+def test_repr_is_short_and_informative(make: Callable[..., Any]) -> None:
+    w = make(prompt="a fox", aspect_ratio="16:9")
+    assert repr(w) == "ImagineWidget(prompt='a fox', aspect_ratio='16:9', sandbox=True)"
+    data, _ = w._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert data["text/plain"] == repr(w)
