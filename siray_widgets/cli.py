@@ -400,3 +400,7 @@ def run_sandbox(args: argparse.Namespace) -> int:
         handle.stop()
     print("sandbox stopped", file=sys.stderr, flush=True)
     return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
