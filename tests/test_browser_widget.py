@@ -1,0 +1,405 @@
+"""ImagineWidget in a real JupyterLab 4 (and Notebook 7) driven by headless Debian Chromium.
+
+One JupyterLab server per session and one notebook page per module: the tests below share
+the page ``widget.ipynb`` (cell 0 holds the widget ``w``; the last cell is a scratch cell that
+:meth:`NotebookPage.run` types code into), so their order is the story of one user session.
+Keyed runs use their own notebook and sandbox; the key reaches the kernel only through the
+server's ``$SIRAY_WIDGETS_TEST_KEY`` and is never printed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from fixtures.lab_fixtures import TEST_KEY_ENV, JupyterServer, NotebookPage, write_notebook
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Locator
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+XSS = "<img src=x onerror=alert(1)>"
+FIELDS = (
+    "model",
+    "prompt",
+    "negative_prompt",
+    "aspect_ratio",
+    "chaos",
+    "stylize",
+    "weird",
+    "quality",
+    "seed",
+    "raw",
+    "tile",
+)
+WIDGET_CELL = (
+    "from siray_widgets import ImagineWidget\n"
+    'w = ImagineWidget(prompt="a lighthouse at dusk", chaos=10)\n'
+    "w"
+)
+KEYED_CELLS = (
+    # A sandbox that accepts only this session's fake key, used the way a real server is:
+    # through SIRAY_BASE_URL and SIRAY_API_KEY. The key's value never appears in a cell.
+    "import os\n"
+    "from siray_widgets import sandbox\n"
+    f'_server = sandbox.start(api_key=os.environ["{TEST_KEY_ENV}"], duration=0.5)\n'
+    'os.environ["SIRAY_BASE_URL"] = _server.base_url\n'
+    f'os.environ["SIRAY_API_KEY"] = os.environ["{TEST_KEY_ENV}"]',
+    'from siray_widgets import ImagineWidget\nk = ImagineWidget(prompt="a keyed fox")\nk',
+)
+VIEWPORT = {"width": 1280, "height": 1000}
+
+
+def role(widget: Locator, name: str) -> Locator:
+    """The element with ``data-role=name`` inside the widget."""
+    return widget.locator(f'[data-role="{name}"]')
+
+
+def field(widget: Locator, name: str) -> Locator:
+    """The control wrapper ``data-field=name`` inside the widget."""
+    return widget.locator(f'[data-field="{name}"]')
+
+
+def request_text(widget: Locator) -> str:
+    """The request panel's exact text (textContent, not layout-dependent innerText)."""
+    return str(role(widget, "request-json").evaluate("el => el.textContent"))
+
+
+def wait_request(widget: Locator, key: str, value: Any, timeout: float = 10) -> dict[str, Any]:
+    """Wait until the request panel's JSON has ``key == value``; return the parsed body."""
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = json.loads(request_text(widget))
+        if body.get(key) == value:
+            return body
+        time.sleep(0.02)
+    raise AssertionError(f"request panel has {key}={body.get(key)!r}, expected {value!r}")
+
+
+def eval_until(nb: NotebookPage, code: str, expected: str, timeout: float = 15) -> str:
+    """Run ``code`` until its printed output (stripped) equals ``expected``.
+
+    Comm messages and cell executions travel on different kernel threads (a subshell), so a
+    value set in the browser may reach Python a moment after the next cell runs.
+    """
+    deadline = time.monotonic() + timeout
+    out = nb.run(code).strip()
+    while out != expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+        out = nb.run(code).strip()
+    assert out == expected, f"{code!r} printed {out!r}, expected {expected!r}"
+    return out
+
+
+def wait_images_loaded(widget: Locator, timeout: float = 60) -> int:
+    """Wait until the results hold at least one image, all decoded; return how many."""
+    images = role(widget, "images")
+    images.locator("img").first.wait_for(timeout=timeout * 1000)
+    handle = images.element_handle()
+    widget.page.wait_for_function(
+        """el => {
+            const imgs = [...el.querySelectorAll('img')];
+            return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);
+        }""",
+        arg=handle,
+        timeout=timeout * 1000,
+    )
+    return images.locator("img").count()
+
+
+def wait_status(nb: NotebookPage, var: str, status: str, timeout: float = 60) -> None:
+    """Wait until the widget ``var``'s Python status trait reads ``status``."""
+    eval_until(nb, f"print({var}.status)", status, timeout)
+
+
+def secret_in(text: str, key: str) -> bool:
+    """Whether ``key`` (or its random part) appears in ``text``; never shows either."""
+    return key in text or key.removeprefix("sk-test-") in text
+
+
+def open_notebook(
+    browser: Browser, server: JupyterServer, name: str, cells: tuple[str, ...]
+) -> NotebookPage:
+    """Write ``cells`` to ``name`` and open it in a fresh page with an idle kernel."""
+    write_notebook(server.root, name, cells)
+    page = browser.new_context(viewport=VIEWPORT).new_page()
+    page.set_default_timeout(30_000)
+    return NotebookPage(page, server, name).open()
+
+
+def close(nb: NotebookPage) -> None:
+    """Close the notebook's page and its browser context."""
+    nb.page.context.close()
+
+
+@pytest.fixture(scope="module")
+def lab(browser: Browser, lab_server: JupyterServer) -> Iterator[NotebookPage]:
+    """``widget.ipynb`` open in JupyterLab with the widget cell run."""
+    nb = open_notebook(browser, lab_server, "widget.ipynb", (WIDGET_CELL,))
+    nb.run_cell(0)
+    yield nb
+    close(nb)
+
+
+@pytest.fixture(scope="module")
+def widget(lab: NotebookPage) -> Locator:
+    """The rendered widget root in cell 0."""
+    root = lab.widget(0)
+    root.wait_for(state="visible")
+    return root
+
+
+# --------------------------------------------------------------------------------------------
+# Render and two-way binding
+# --------------------------------------------------------------------------------------------
+
+
+def test_widget_renders_every_control(lab: NotebookPage, widget: Locator) -> None:
+    """Every API field has a control; the request panel shows the body; sandbox badge shown."""
+    missing = [name for name in FIELDS if field(widget, name).count() == 0]
+    assert not missing, f"controls missing for {missing}"
+    body = json.loads(request_text(widget))
+    assert body["prompt"] == "a lighthouse at dusk"
+    assert body["chaos"] == 10
+    assert role(widget, "generate").is_visible()
+    assert role(widget, "sandbox-badge").is_visible(), "no key set, yet no sandbox badge"
+    assert not lab.foreign_errors, f"uncaught errors in the page: {lab.foreign_errors}"
+
+
+def test_slider_sets_the_python_trait(lab: NotebookPage, widget: Locator) -> None:
+    """Moving the chaos slider sets ``w.chaos`` (read back by a cell) and the panel at once."""
+    chaos = field(widget, "chaos")
+    chaos.locator("input[type=range]").fill("42")
+    assert chaos.locator("input[type=number]").input_value() == "42"
+    wait_request(widget, "chaos", 42)
+    eval_until(lab, "print(w.chaos)", "42")
+
+
+def test_python_trait_moves_the_slider(lab: NotebookPage, widget: Locator) -> None:
+    """``w.stylize = 777`` in a cell moves the slider, the number box and the panel."""
+    from playwright.sync_api import expect
+
+    lab.run("w.stylize = 777")
+    stylize = field(widget, "stylize")
+    expect(stylize.locator("input[type=range]")).to_have_value("777", timeout=10_000)
+    expect(stylize.locator("input[type=number]")).to_have_value("777")
+    wait_request(widget, "stylize", 777)
+
+
+# --------------------------------------------------------------------------------------------
+# Generate (one task, with a markup prompt typed by the user, shared by the tests below)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Generated:
+    """What one click on Generate left behind."""
+
+    shown_body: str
+    progress_seen: list[str]
+    image_count: int
+
+
+@pytest.fixture(scope="module")
+def generated(lab: NotebookPage, widget: Locator) -> Generated:
+    """Type the markup prompt, click Generate, wait for SUCCESS and the images."""
+    prompt = field(widget, "prompt").locator("textarea").first
+    prompt.fill(XSS)
+    wait_request(widget, "prompt", XSS)
+    eval_until(lab, "print(w.prompt)", XSS)
+    shown = request_text(widget)
+    # Record every percentage the progress bar and its label show from now on.
+    widget.evaluate(
+        """root => {
+            const bar = root.querySelector('[data-role="progress"]');
+            const label = root.querySelector('[data-role="percent"]');
+            const seen = window.__sirayProgress = [];
+            const record = () => seen.push(
+                `${bar.getAttribute('aria-valuenow')}|${bar.value}|${label.textContent}`);
+            const observer = new MutationObserver(record);
+            for (const el of [bar, label]) {
+                observer.observe(el, {subtree: true, childList: true, characterData: true,
+                                      attributes: true});
+            }
+        }"""
+    )
+    role(widget, "generate").click()
+    count = wait_images_loaded(widget)
+    wait_status(lab, "w", "SUCCESS")
+    seen = [str(t) for t in lab.page.evaluate("window.__sirayProgress")]
+    return Generated(shown, seen, count)
+
+
+def test_generate_shows_task_id_progress_and_images(
+    lab: NotebookPage, widget: Locator, generated: Generated
+) -> None:
+    """Generate shows the task id Python has, progress up to 100 % and decoded images."""
+    task_id = role(widget, "task-id").inner_text().strip()
+    assert task_id, "no task id shown"
+    assert task_id == lab.run("print(w.task_id)").strip()
+    assert generated.progress_seen, "the progress bar never changed"
+    assert generated.progress_seen[-1] == "100|100|100%", (
+        f"progress did not end at 100 %: {generated.progress_seen}"
+    )
+    assert role(widget, "progress").get_attribute("aria-valuenow") == "100"
+    assert role(widget, "percent").inner_text().strip() == "100%"
+    assert "SUCCESS" in role(widget, "status").inner_text().upper()
+    assert generated.image_count >= 1
+    outputs = json.loads(lab.run("import json; print(json.dumps(list(w.outputs)))"))
+    shown = role(widget, "images").locator("img").evaluate_all("els => els.map(e => e.src)")
+    assert set(outputs) <= set(shown), f"outputs {outputs} not all shown ({shown})"
+
+
+def test_request_panel_equals_the_body_the_sandbox_received(
+    lab: NotebookPage, widget: Locator, generated: Generated
+) -> None:
+    """The panel's text is byte-for-byte the create body the sandbox got."""
+    received = lab.run(
+        "import json\nfrom siray_widgets import sandbox\n"
+        "print(json.dumps(sandbox.shared().received_bodies()[-1].decode()))"
+    )
+    assert json.loads(received) == generated.shown_body
+    assert request_text(widget) == generated.shown_body
+
+
+def test_markup_prompt_is_shown_as_text(
+    lab: NotebookPage, widget: Locator, generated: Generated
+) -> None:
+    """``<img src=x onerror=alert(1)>`` stays text: no dialog, no injected element."""
+    assert XSS in request_text(widget)
+    assert json.loads(request_text(widget))["prompt"] == XSS
+    assert widget.locator('img[src="x"]').count() == 0
+    assert lab.page.locator('img[src="x"]').count() == 0
+    assert not lab.dialogs, f"a dialog opened: {lab.dialogs}"
+
+
+# --------------------------------------------------------------------------------------------
+# Look
+# --------------------------------------------------------------------------------------------
+
+
+def _colors(widget: Locator) -> tuple[str, str]:
+    return tuple(  # type: ignore[return-value]
+        widget.evaluate(
+            """el => {
+                const s = getComputedStyle(el);
+                return [s.color, s.backgroundColor];
+            }"""
+        )
+    )
+
+
+def test_screenshots_in_light_and_dark_theme(
+    lab: NotebookPage, widget: Locator, generated: Generated, artifacts_dir: Path
+) -> None:
+    """Screenshots of the widget in both themes; its text colour follows the theme."""
+    light_png = artifacts_dir / "widget-light.png"
+    dark_png = artifacts_dir / "widget-dark.png"
+    widget.scroll_into_view_if_needed()
+    widget.screenshot(path=light_png)
+    light = _colors(widget)
+    try:
+        lab.set_theme("JupyterLab Dark")
+        widget.scroll_into_view_if_needed()
+        widget.screenshot(path=dark_png)
+        dark = _colors(widget)
+    finally:
+        lab.set_theme("JupyterLab Light")
+    for png in (light_png, dark_png):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{png} is not a PNG"
+    assert light[0] != dark[0], f"text colour {light[0]} did not change with the dark theme"
+
+
+# --------------------------------------------------------------------------------------------
+# The key
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(180)
+def test_key_is_nowhere_in_the_page_or_saved_notebook(
+    browser: Browser, lab_server: JupyterServer, test_api_key: str
+) -> None:
+    """A key from the env, then typed into the widget: used, but never in the DOM or the file."""
+    from playwright.sync_api import expect
+
+    nb = open_notebook(browser, lab_server, "keyed.ipynb", KEYED_CELLS)
+    try:
+        nb.run_cell(0)
+        nb.run_cell(1)
+        widget = nb.widget(1)
+        widget.wait_for(state="visible")
+        expect(role(widget, "sandbox-badge")).to_be_hidden()
+        eval_until(nb, "print(k.sandbox, k.key_source)", "False environment")
+
+        # 1. The key from SIRAY_API_KEY reaches the keyed server.
+        role(widget, "generate").click()
+        wait_images_loaded(widget)
+        wait_status(nb, "k", "SUCCESS")
+        eval_until(nb, "print(len(_server.received_bodies()))", "1")
+
+        # 2. The same key typed into the widget's password field goes to Python once.
+        widget.locator("details.siray-key > summary").click()
+        key_input = role(widget, "api-key")
+        key_input.fill(test_api_key)
+        role(widget, "set-key").click()
+        expect(key_input).to_have_value("")
+        eval_until(nb, "print(k.sandbox, k.key_source)", "False widget")
+        eval_until(nb, f'print(k.api_key.reveal() == os.environ["{TEST_KEY_ENV}"])', "True")
+        role(widget, "generate").click()
+        eval_until(nb, "print(len(_server.received_bodies()))", "2")
+        wait_status(nb, "k", "SUCCESS")
+        wait_images_loaded(widget)
+        expect(role(widget, "sandbox-badge")).to_be_hidden()
+
+        leaked = secret_in(nb.page.content(), test_api_key)
+        assert not leaked, "the API key appears in the page HTML"
+        values = nb.page.evaluate(
+            "() => [...document.querySelectorAll('input, textarea')].map(e => e.value).join(' ')"
+        )
+        leaked = secret_in(values, test_api_key)
+        assert not leaked, "the API key is the value of an input in the page"
+
+        saved = nb.save()
+        states = saved["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]
+        widget_states = [
+            m["state"] for m in states["state"].values() if "request_json" in m.get("state", {})
+        ]
+        assert widget_states, "the saved notebook holds no ImagineWidget state"
+        assert all(s["sandbox"] is False for s in widget_states)
+        leaked = secret_in(nb.path.read_text(), test_api_key)
+        assert not leaked, "the API key appears in the saved notebook"
+    finally:
+        close(nb)
+
+
+# --------------------------------------------------------------------------------------------
+# Notebook 7
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(180)
+def test_notebook7_renders_and_generates(browser: Browser, notebook_server: JupyterServer) -> None:
+    """Smoke path in Notebook 7: the widget renders and Generate shows images."""
+    from playwright.sync_api import expect
+
+    nb = open_notebook(browser, notebook_server, "smoke.ipynb", (WIDGET_CELL,))
+    try:
+        nb.run_cell(0)
+        widget = nb.widget(0)
+        widget.wait_for(state="visible")
+        assert json.loads(request_text(widget))["prompt"] == "a lighthouse at dusk"
+        role(widget, "generate").click()
+        expect(role(widget, "task-id")).to_have_text(re.compile(r"\S"), timeout=30_000)
+        assert wait_images_loaded(widget) >= 1
+        wait_status(nb, "w", "SUCCESS")
+        assert not nb.foreign_errors, f"uncaught errors in the page: {nb.foreign_errors}"
+    finally:
+        close(nb)
