@@ -38,8 +38,9 @@ class Generation:
     ``await generation`` gives the final :class:`~siray_widgets.task.Task` (or raises what
     stopped it: :class:`~siray_widgets.errors.TaskFailedError`, an API error, or
     :class:`asyncio.CancelledError` after :meth:`cancel`). It can be awaited from any event
-    loop, or waited for with :meth:`result` from a thread that is not running it. Leaving it
-    unawaited is fine: the run goes on in the background and reports to the widget.
+    loop, or waited for with :meth:`result` from a thread that is not running it (there a
+    cancelled run raises :class:`concurrent.futures.CancelledError`). Leaving it unawaited is
+    fine: the run goes on in the background and reports to the widget.
     """
 
     def __init__(self, request: ImageRequest) -> None:

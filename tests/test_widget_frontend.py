@@ -1,0 +1,194 @@
+"""The front end's pure rules, run in node against Python's, plus checks on the built bundle.
+
+The live preview is computed in the browser (same frame as the input) and must be byte-equal
+to Python's ``request_json``; the tricky cases are strings (escapes, control characters,
+Unicode line separators, astral characters) and the "blank" rule for optional fields.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from siray_widgets.errors import ValidationError
+from siray_widgets.schema import FIELDS, ImageRequest, schema_json
+
+ROOT = Path(__file__).resolve().parents[1]
+STATIC = ROOT / "siray_widgets" / "static"
+
+DRIVER = """
+import { bodyText, isValid, safeUrl } from "./body.mjs";
+import { readFileSync } from "node:fs";
+const { fields, bodies, checks, urls } = JSON.parse(readFileSync(0, "utf8"));
+const byName = Object.fromEntries(fields.map((f) => [f.name, f]));
+process.stdout.write(JSON.stringify({
+  bodies: bodies.map((values) => bodyText(fields, (name) => values[name])),
+  checks: checks.map(([name, value]) => isValid(byName[name], value)),
+  urls: urls.map(safeUrl),
+}));
+"""
+
+TRICKY = [
+    'a "quoted" fox',
+    "back\\slash and /slash/",
+    "line\nbreak\r\nand\ttab",
+    "".join(chr(c) for c in range(32)),
+    "\x7f delete and \x85 next line",
+    "\u2028 line and \u2029 paragraph separators",
+    "emoji 🦊🌊 and astral 𝒜",
+    "right-to-left \u202e text \u200f",
+    "</script><img src=x onerror=alert(1)>",
+    "ナルト風の灯籠祭り",
+    "\ufeffbyte order mark",
+    "nul \x00 inside",
+]
+BLANKISH = ["", " ", "\t\n", "\x1c\x1d\x1e\x1f", "\x85", "\u3000\u2007\u00a0", "\ufeff", "\u200b"]
+
+
+def _random_text(rng: random.Random) -> str:
+    alphabet = "ab \t\n\"\\'/<>&\x00\x08\x0b\x0c\x1b\x1f\x7f\x85\xa0\u2028\u3000\ufeff€🦊𝒜é"
+    return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
+
+
+def _cases() -> list[dict[str, Any]]:
+    rng = random.Random(20261125)
+    cases: list[dict[str, Any]] = []
+    for text in [*TRICKY, *BLANKISH[1:]]:
+        cases.append({"prompt": text if text.strip() else "x" + text, "negative_prompt": text})
+    for _ in range(300):
+        prompt = _random_text(rng)
+        cases.append(
+            {
+                "prompt": prompt if prompt.strip() else "p" + prompt,
+                "negative_prompt": _random_text(rng),
+                "aspect_ratio": rng.choice(FIELDS[3].enum or ["1:1"]),
+                "chaos": rng.randint(0, 100),
+                "stylize": rng.randint(0, 1000),
+                "weird": rng.randint(0, 3000),
+                "quality": rng.choice(["1", "2", "4"]),
+                "seed": rng.choice([-1, 0, 9_999_999_999, rng.randint(0, 9_999_999_999)]),
+                "raw": rng.random() < 0.5,
+                "tile": rng.random() < 0.5,
+            }
+        )
+    return cases
+
+
+def _checks() -> list[tuple[str, Any]]:
+    checks: list[tuple[str, Any]] = []
+    for f in FIELDS:
+        if f.type == "integer":
+            assert f.minimum is not None
+            assert f.maximum is not None
+            for value in (f.minimum - 1, f.minimum, f.maximum, f.maximum + 1, 1.5, True, "3"):
+                checks.append((f.name, value))
+        elif f.type == "boolean":
+            checks += [(f.name, True), (f.name, False), (f.name, 1), (f.name, "true")]
+        else:
+            for value in [*(f.enum or []), "nope", *BLANKISH, "a fox", 2]:
+                checks.append((f.name, value))
+    return checks
+
+
+def _python_accepts(name: str, value: Any) -> bool:
+    # The JS side never sees Python's int-to-string courtesy for quality: JSON keeps types.
+    if name == "quality" and not isinstance(value, str):
+        return False
+    try:
+        next(f for f in FIELDS if f.name == name).validate(value)
+    except ValidationError:
+        return False
+    return True
+
+
+URLS = [
+    "https://example.com/a.png",
+    "http://127.0.0.1:8000/sandbox/images/x/1.png",
+    " https://example.com/padded.png ",
+    "data:image/png;base64,iVBORw0KGgo=",
+    "DATA:IMAGE/PNG;base64,AAAA",
+    "javascript:alert(1)",
+    "JaVaScRiPt:alert(1)",
+    "data:text/html,<script>alert(1)</script>",
+    "vbscript:msgbox(1)",
+    "file:///etc/passwd",
+    "//evil.example/x.png",
+    "/relative.png",
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def node_rules(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Run js/body.ts in node on the given input (bundled by the project's esbuild)."""
+    node = shutil.which("node")
+    esbuild = ROOT / "node_modules" / ".bin" / "esbuild"
+    assert node, "node is needed to build the front end (see PACKAGING.md)"
+    assert esbuild.exists(), "run `npm install` (pip install -e . does it)"
+    folder = tmp_path_factory.mktemp("js")
+    subprocess.run(
+        [str(esbuild), str(ROOT / "js" / "body.ts"), "--bundle", "--format=esm",
+         f"--outfile={folder / 'body.mjs'}", "--log-level=warning"],
+        check=True,
+    )  # fmt: skip
+    (folder / "driver.mjs").write_text(DRIVER)
+
+    def run(payload: dict[str, Any]) -> dict[str, Any]:
+        done = subprocess.run(
+            [node, str(folder / "driver.mjs")],
+            input=json.dumps(payload),
+            capture_output=True,
+            text=True,
+            check=True,
+            encoding="utf-8",
+        )
+        return dict(json.loads(done.stdout))
+
+    return run
+
+
+def test_preview_rules_match_python_byte_for_byte(node_rules: Any) -> None:
+    cases = [ImageRequest(**values).to_dict() for values in _cases()]  # every field, like traits
+    checks = _checks()
+    result = node_rules(
+        {"fields": schema_json()["fields"], "bodies": cases, "checks": checks, "urls": URLS}
+    )
+    for values, shown in zip(cases, result["bodies"], strict=True):
+        sent = ImageRequest(**values).to_json()
+        assert shown == sent, values
+    for (name, value), accepted in zip(checks, result["checks"], strict=True):
+        assert accepted == _python_accepts(name, value), (name, value)
+    allowed = [u.strip() if u else None for u in result["urls"]]
+    assert [u is not None for u in allowed] == [True, True, True, True, True] + [False] * 8
+    assert result["urls"][2] == "https://example.com/padded.png"
+
+
+def test_bundle_is_built_small_and_scoped() -> None:
+    js = (STATIC / "widget.js").read_bytes()
+    css = (STATIC / "widget.css").read_text()
+    assert len(js) + len(css.encode()) <= 30 * 1024, "bundle budget is 30 KB minified"
+    # No global class names: every rule targets the widget root or something inside it.
+    source = (ROOT / "js" / "widget.css").read_text()
+    source = re.sub(r"/\*.*?\*/", "", source, flags=re.S)
+    selectors = [
+        s.strip()
+        for block in re.findall(r"([^{}]+)\{[^{}]*\}", re.sub(r"@container[^{]*\{", "", source))
+        for s in block.split(",")
+    ]
+    assert selectors
+    outside = [s for s in selectors if ".siray-widget" not in s]
+    assert outside == []
+
+
+def test_front_end_never_parses_strings_as_html() -> None:
+    code = (STATIC / "widget.js").read_text()  # the built bundle: code only, no comments
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+        assert sink not in code, f"the bundle uses {sink}"
+    assert "textContent" in code

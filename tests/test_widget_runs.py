@@ -1,0 +1,403 @@
+"""ImagineWidget runs against real sandbox servers (real HTTP on loopback).
+
+The message handler is driven directly, as the front end would: under ``asyncio.run`` (a
+running loop, like a kernel) and with no running loop at all (a plain script).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import comm
+import pytest
+
+from siray_widgets.client import PollSchedule
+from siray_widgets.errors import AuthenticationError, TaskFailedError
+from siray_widgets.sandbox import SandboxHandle
+from siray_widgets.task import TaskStatus
+from siray_widgets.widget import Generation, ImagineWidget
+
+SECRET = "sk-test-RUNS-fedcba9876543210"
+FAST = PollSchedule.fixed(0.02)
+WAIT = 20.0  # seconds; generous for a loaded 2-core machine, never reached when all is well
+
+
+class RecordingComm(comm.DummyComm):  # type: ignore[misc]
+    """A comm that keeps every message the widget sends to the front end."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.sent: list[tuple[str, Any]] = []
+        super().__init__(*args, **kwargs)
+
+    def publish_msg(self, msg_type: str, data: Any = None, *args: Any, **kwargs: Any) -> None:
+        self.sent.append((msg_type, data))
+
+
+@pytest.fixture(autouse=True)
+def _no_key_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SIRAY_API_KEY", raising=False)
+    monkeypatch.delenv("SIRAY_BASE_URL", raising=False)
+
+
+@pytest.fixture
+def make(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., ImagineWidget]]:
+    """``make(box, **fields)``: a widget pointed at sandbox ``box`` (None: no key at all)."""
+    monkeypatch.setattr(comm, "create_comm", RecordingComm)
+    made: list[ImagineWidget] = []
+
+    def build(box: SandboxHandle | None, **fields: Any) -> ImagineWidget:
+        w = ImagineWidget(**fields)
+        if box is not None:
+            w.base_url = box.base_url
+            w.api_key = box.api_key
+        w.poll = FAST
+        made.append(w)
+        return w
+
+    yield build
+    for w in made:
+        w.close()
+
+
+def replies(w: ImagineWidget, kind: str) -> list[dict[str, Any]]:
+    """Custom messages of ``kind`` the widget sent to the front end."""
+    out = []
+    for msg_type, data in w.comm.sent:
+        if msg_type == "comm_msg" and data.get("method") == "custom":
+            content = data["content"]
+            if content.get("kind") == kind:
+                out.append(content)
+    return out
+
+
+def send(w: ImagineWidget, kind: str, **content: Any) -> dict[str, Any]:
+    """Deliver a front-end message to the widget's handler; return its reply."""
+    msg_id = f"m{len(w.comm.sent)}"
+    w._on_custom_msg(w, {"kind": kind, "id": msg_id, **content}, [])
+    reply = replies(w, f"{kind}-response")[-1]
+    assert reply["id"] == msg_id
+    return reply
+
+
+def run_of(w: ImagineWidget, reply: dict[str, Any]) -> Generation:
+    return next(g for g in w.runs if g.id == reply["run"])
+
+
+async def until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+# -- generate from the front end ------------------------------------------------------------
+
+
+def test_generate_message_under_a_running_loop_sends_exactly_what_is_shown(
+    make: Callable[..., ImagineWidget], sandbox: SandboxHandle
+) -> None:
+    w = make(sandbox, prompt="a lighthouse in a storm", chaos=20, negative_prompt="people")
+    finished: list[Generation] = []
+    w.on_finish(finished.append)
+
+    async def main() -> Generation:
+        reply = send(w, "generate", body=w.request_json)
+        assert reply["ok"]
+        assert not reply["ignored"]
+        generation = run_of(w, reply)
+        task = await generation
+        assert task.status is TaskStatus.SUCCESS
+        return generation
+
+    generation = asyncio.run(main())
+    assert sandbox.received_bodies()[-1] == w.request_json.encode("utf-8")
+    assert generation.state == "success"
+    assert w.task_id == generation.task_id
+    assert w.status == "SUCCESS"
+    assert w.progress == 100
+    assert w.outputs == w.images == generation.images
+    assert all(url.startswith("http://127.0.0.1") for url in w.images)
+    assert w.result is not None
+    assert w.result.task_id == w.task_id
+    assert w.error == ""
+    assert finished == [generation]
+    entry = w.tasks[-1]
+    assert entry["id"] == generation.id
+    assert (entry["state"], entry["status"], entry["task_id"]) == ("success", "SUCCESS", w.task_id)
+    assert entry["request_json"] == w.request_json
+    assert entry["finished_at"] >= entry["started_at"]
+
+
+def test_generate_message_with_no_running_loop_runs_in_the_background(
+    make: Callable[..., ImagineWidget], sandbox: SandboxHandle
+) -> None:
+    w = make(sandbox)
+    reply = send(w, "generate", body=w.request_json)
+    task = run_of(w, reply).result(timeout=WAIT)
+    assert task.status is TaskStatus.SUCCESS
+    assert w.status == "SUCCESS"
+    assert len(w.images) >= 1
+
+
+def test_a_double_click_makes_one_task(
+    make: Callable[..., ImagineWidget], sandbox: SandboxHandle
+) -> None:
+    w = make(sandbox)
+
+    async def main() -> None:
+        first = send(w, "generate", body=w.request_json)
+        second = send(w, "generate", body=w.request_json)  # the loop has not run in between
+        assert not first["ignored"]
+        assert second["ignored"]
+        assert second["run"] == first["run"]
+        await run_of(w, first)
+
+    asyncio.run(main())
+    assert len(w.runs) == 1
+    assert len(sandbox.received_bodies()) == 1
+
+
+def test_a_stale_body_is_refused_rather_than_sending_something_else(
+    make: Callable[..., ImagineWidget], sandbox: SandboxHandle
+) -> None:
+    w = make(sandbox)
+    shown = w.request_json
+    w.chaos = 77  # changed in Python after the page drew its preview
+    reply = send(w, "generate", body=shown)
+    assert not reply["ok"]
+    assert "press Generate again" in reply["error"]
+    assert w.error == reply["error"]
+    assert w.runs == []
+    assert sandbox.received_bodies() == []
+
+
+def test_several_runs_at_once_each_keep_their_own_state(
+    make: Callable[..., ImagineWidget], make_sandbox: Callable[..., SandboxHandle]
+) -> None:
+    box = make_sandbox(duration=0.4)
+    w = make(box)
+
+    async def main() -> list[Generation]:
+        runs = []
+        for prompt in ("a red fox", "a blue whale", "a green parrot"):
+            w.prompt = prompt
+            runs.append(w.generate())
+        await until(lambda: all(g.task_id for g in runs))
+        assert len({g.task_id for g in runs}) == 3
+        assert sum(1 for g in runs if not g.done) >= 2  # really concurrent
+        await asyncio.gather(*runs)
+        return runs
+
+    runs = asyncio.run(main())
+    prompts = [json.loads(g.request_json)["prompt"] for g in runs]
+    assert prompts == ["a red fox", "a blue whale", "a green parrot"]
+    received = [json.loads(body)["prompt"] for body in box.received_bodies()]
+    assert sorted(received) == sorted(prompts)
+    by_id = {entry["id"]: entry for entry in w.tasks}
+    for g in runs:
+        entry = by_id[g.id]
+        assert entry["task_id"] == g.task_id
+        assert entry["state"] == "success"
+        assert entry["outputs"] == g.images
+        assert json.loads(entry["request_json"])["prompt"] == g.request.prompt
+    assert len({tuple(g.images) for g in runs}) == 3
+    assert w.task_id == runs[-1].task_id  # the top-level traits follow the newest run
+
+
+# -- cancel and close -----------------------------------------------------------------------
+
+
+def test_cancel_message_stops_polling_and_says_so(
+    make: Callable[..., ImagineWidget], make_sandbox: Callable[..., SandboxHandle]
+) -> None:
+    box = make_sandbox(duration=60)
+    w = make(box)
+
+    async def main() -> Generation:
+        generation = w.generate()
+        await until(lambda: generation.status != "")  # polling has begun
+        reply = send(w, "cancel", run=generation.id)
+        assert reply["cancelled"] == [generation.id]
+        with pytest.raises(asyncio.CancelledError):
+            await generation
+        return generation
+
+    generation = asyncio.run(main())
+    assert generation.state == "cancelled"
+    assert generation.task_id is not None
+    assert generation.task_id in generation.note
+    assert "may still finish on the server" in generation.note
+    assert w.tasks[-1]["state"] == "cancelled"
+    assert w.tasks[-1]["finished_at"] is not None
+    assert w.error == ""
+    assert send(w, "cancel")["cancelled"] == []  # nothing left to stop
+
+
+def test_close_cancels_every_run(
+    make: Callable[..., ImagineWidget], make_sandbox: Callable[..., SandboxHandle]
+) -> None:
+    box = make_sandbox(duration=60)
+    w = make(box)
+    first = w.generate()  # no running loop: both run on the background loop
+    second = w.generate()
+    for g in (first, second):
+        with pytest.raises(TimeoutError):
+            g.result(timeout=0.3)  # still polling
+    w.close()
+    for g in (first, second):
+        with pytest.raises(concurrent.futures.CancelledError):
+            g.result(timeout=WAIT)
+        assert g.state == "cancelled"
+
+
+# -- other messages -------------------------------------------------------------------------
+
+
+def test_random_seed_message_sets_a_seed_in_range(make: Callable[..., ImagineWidget]) -> None:
+    w = make(None)
+    reply = send(w, "random-seed")
+    assert reply["ok"]
+    assert w.seed == reply["seed"]
+    assert 0 <= w.seed <= 9_999_999_999
+    assert f'"seed": {w.seed}' in w.request_json
+
+
+def test_an_unlocked_seed_is_used_once_and_a_locked_one_is_kept(
+    make: Callable[..., ImagineWidget], sandbox: SandboxHandle
+) -> None:
+    w = make(sandbox, seed=4242)
+
+    async def main() -> None:
+        await w.generate()
+        assert w.seed == -1  # back to random for the next run
+        w.seed = 777
+        w.seed_locked = True
+        await w.generate()
+        await w.generate()
+        assert w.seed == 777
+
+    asyncio.run(main())
+    seeds = [json.loads(body)["seed"] for body in sandbox.received_bodies()]
+    assert seeds == [4242, 777, 777]
+
+
+def test_set_key_message_switches_away_from_the_sandbox_without_echoing_the_key(
+    make: Callable[..., ImagineWidget],
+) -> None:
+    w = make(None)
+    assert (w.sandbox, w.key_source) == (True, "")
+    reply = send(w, "set-key", key=f"  {SECRET}\n")
+    assert reply == {
+        "kind": "set-key-response",
+        "id": reply["id"],
+        "ok": True,
+        "sandbox": False,
+        "key_source": "widget",
+    }
+    assert w.api_key is not None
+    assert w.api_key.reveal() == SECRET
+    assert SECRET not in json.dumps(w.comm.sent, default=str)
+    assert SECRET not in json.dumps(w.get_state(), default=str)
+    send(w, "set-key", key="")
+    assert (w.api_key, w.sandbox, w.key_source) == (None, True, "")
+
+
+def test_an_unknown_message_is_reported_not_swallowed(make: Callable[..., ImagineWidget]) -> None:
+    w = make(None)
+    reply = send(w, "explode")
+    assert not reply["ok"]
+    assert "unknown message kind 'explode'" in w.error
+    assert "reload the page" in w.error
+
+
+# -- errors, in plain words and without the key ---------------------------------------------
+
+
+def test_a_refused_key_says_what_to_do_and_never_shows_the_key(
+    make: Callable[..., ImagineWidget], make_sandbox: Callable[..., SandboxHandle]
+) -> None:
+    box = make_sandbox(api_key="the-only-good-key")
+    w = make(box)
+    w.api_key = SECRET
+
+    async def main() -> Generation:
+        generation = w.generate()
+        with pytest.raises(AuthenticationError):
+            await generation
+        return generation
+
+    generation = asyncio.run(main())
+    assert generation.state == "error"
+    assert "401" in w.error
+    assert "Set SIRAY_API_KEY or w.api_key" in w.error
+    assert w.error == generation.error == w.tasks[-1]["error"]
+    assert w.task_id == ""
+    everything = json.dumps([w.get_state(), w.comm.sent, repr(generation)], default=str)
+    assert SECRET not in everything
+
+
+def test_a_failed_task_is_reported_with_its_reason(
+    make: Callable[..., ImagineWidget], make_sandbox: Callable[..., SandboxHandle]
+) -> None:
+    box = make_sandbox(failure_share=1.0, seed=1)
+    w = make(box)
+    with pytest.raises(TaskFailedError):
+        w.generate().result(timeout=WAIT)
+    assert w.status == "FAILURE"
+    assert w.tasks[-1]["state"] == "failure"
+    assert "failed" in w.error
+    assert "generate again" in w.error
+    assert w.outputs == []
+
+
+def test_a_bad_base_url_is_reported_as_a_setting_to_fix(make: Callable[..., ImagineWidget]) -> None:
+    w = make(None)
+    w.base_url = "ftp://example.invalid"
+    with pytest.raises(ValueError, match="must start with https://"):
+        w.generate().result(timeout=WAIT)
+    assert "fix that setting" in w.error
+    assert "bug" not in w.error
+
+
+def test_an_on_finish_callback_that_raises_is_shown(
+    make: Callable[..., ImagineWidget], sandbox: SandboxHandle
+) -> None:
+    w = make(sandbox)
+
+    def broken(generation: Generation) -> None:
+        raise RuntimeError("callback broke")
+
+    w.on_finish(broken)
+    w.generate().result(timeout=WAIT)
+    assert "on_finish callback" in w.error
+    assert "callback broke" in w.error
+    w.on_finish(broken, remove=True)
+    w.generate().result(timeout=WAIT)
+    assert w.error == ""
+
+
+# -- no key at all: the shared sandbox --------------------------------------------------------
+
+
+def test_without_a_key_the_widget_uses_the_sandbox_and_images_download(
+    make: Callable[..., ImagineWidget], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SIRAY_SANDBOX_DURATION", "0.3")  # if this test starts it
+    w = make(None, aspect_ratio="16:9")
+    assert w.sandbox is True
+
+    async def main() -> None:
+        await w.generate()
+
+    asyncio.run(main())
+    assert w.sandbox is True
+    assert w.status == "SUCCESS"
+    pictures = w.pil_images()
+    assert len(pictures) == len(w.images) >= 1
+    width, height = pictures[0].size
+    assert width > height  # 16:9 placeholders
