@@ -284,8 +284,9 @@ def test_cancelling_wait_stops_polling_and_leaves_no_task(fault_server: FaultSer
             with pytest.raises(asyncio.CancelledError):
                 await waiting
             others = asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
+            await asyncio.sleep(0.02)  # let a request sent just before the cancel land
             count = fault_server.count("GET")
-            await asyncio.sleep(0.1)  # several poll intervals: nothing more may arrive
+            await asyncio.sleep(0.1)  # five poll intervals or more: nothing more may arrive
             return others, count, fault_server.count("GET")
 
     others, at_cancel, later = asyncio.run(main())
