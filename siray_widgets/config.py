@@ -75,8 +75,9 @@ class Settings:
             return "sandbox: placeholder images, no key used"
         if self.api_key is None:
             return f"{self.base_url} without an API key: set {API_KEY_ENV} to authenticate"
-        where = f"{API_KEY_ENV}" if self.key_source == "environment" else "api_key argument"
-        return f"{self.base_url} with the key from {where}"
+        if self.key_source == "environment":
+            return f"{self.base_url} with the key from {API_KEY_ENV}"
+        return f"{self.base_url} with the key passed as api_key"
 
 
 def _clean(value: str | None) -> str | None:

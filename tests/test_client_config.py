@@ -124,7 +124,7 @@ def test_a_base_url_without_key_sends_no_authorization(
 
 def test_summary_names_the_key_source_not_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     assert AsyncSirayClient(TEST_KEY).summary == (
-        "https://api.siray.ai with the key from api_key argument"
+        "https://api.siray.ai with the key passed as api_key"
     )
     monkeypatch.setenv("SIRAY_API_KEY", TEST_KEY)
     sync = SirayClient()
