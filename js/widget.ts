@@ -196,12 +196,11 @@ function render({ model, el }: RenderProps<Record<string, unknown>>): () => void
       markInvalid(f, wrap(), box, !ok);
       if (ok && value !== m.get(f.name)) commit(f.name, value);
     });
-    // Leaving a box with a value that was never accepted puts the model's value back.
+    // Leaving a box shows the model's value: the accepted one, written the usual way
+    // (-1 as an empty "random" box), even if what was typed last was refused.
     listen(box, "change", () => {
-      if (invalid.has(f.name)) {
-        markInvalid(f, wrap(), box, false);
-        syncs.get(f.name)?.();
-      }
+      markInvalid(f, wrap(), box, false);
+      syncs.get(f.name)?.();
     });
     return box;
   }
@@ -390,16 +389,19 @@ function render({ model, el }: RenderProps<Record<string, unknown>>): () => void
     ),
   );
 
+  const generateLabel = h("span", {}, "Generate");
   const generateButton = h(
     "button",
     { type: "button", class: "siray-primary", "data-role": "generate" },
-    "Generate",
+    generateLabel,
     h("kbd", {}, MAC ? "⌘↵" : "Ctrl+Enter"),
   );
   controls.append(h("div", { class: "siray-actions" }, generateButton));
 
   function generate(): void {
     if (generateButton.disabled) return;
+    // A key typed but not yet applied is surely meant for this run (messages keep order).
+    if (keyInput.value.trim()) sendKey(keyInput.value.trim());
     pendingId = newId();
     m.send({ kind: "generate", id: pendingId, body: jsonPre.textContent });
     window.clearTimeout(pendingTimer);
@@ -421,8 +423,10 @@ function render({ model, el }: RenderProps<Record<string, unknown>>): () => void
     }
     // JupyterLab reads shortcuts from keydown bubbling to the document: on a focused slider
     // or button, "a" would insert a cell, "d d" delete one, arrows move the selection and
-    // Ctrl+Enter run the cell. Keys typed here are for the widget; Escape still leaves it.
-    if (e.key !== "Escape") e.stopPropagation();
+    // Ctrl+Enter run the cell. Keys typed here are for the widget; Escape and Save still
+    // reach JupyterLab.
+    const save = (e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "s";
+    if (e.key !== "Escape" && !save) e.stopPropagation();
   });
 
   // ---------------------------------------------------------------- request panel
@@ -580,8 +584,11 @@ function render({ model, el }: RenderProps<Record<string, unknown>>): () => void
   function updateButtons(): void {
     const all = runs();
     const starting = all.some((r) => r.state === "starting");
-    generateButton.disabled = pendingId !== null || starting || invalid.size > 0;
-    generateButton.setAttribute("aria-busy", String(pendingId !== null || starting));
+    const busy = pendingId !== null || starting;
+    generateButton.disabled = busy || invalid.size > 0;
+    generateButton.setAttribute("aria-busy", String(busy));
+    generateLabel.textContent = busy ? "Starting…" : "Generate";
+    generateButton.title = invalid.size ? "Fix the values marked in red first" : "";
     const run = shownRun();
     const active = Boolean(run && ACTIVE.has(run.state));
     if (!active) cancelButton.textContent = "Cancel";
