@@ -381,6 +381,8 @@ class ImagineWidget(anywidget.AnyWidget):
         Task, or leave it be. Runs on the event loop running now (a notebook's), or on a
         private background loop when none is running (a plain script).
         """
+        if self.comm is None:
+            raise RuntimeError("this widget is closed; create a new ImagineWidget")
         with self._lock:
             generation = Generation(ImageRequest(**self._request.to_dict()))
             secret, _, _ = self._resolve()
@@ -477,12 +479,9 @@ class ImagineWidget(anywidget.AnyWidget):
             try:
                 callback(generation)
             except Exception as exc:
-                self.set_trait(
-                    "error",
-                    describe_error(exc, self._secret).replace(
-                        "Unexpected", "An on_finish callback raised an unexpected", 1
-                    ),
-                )
+                name = getattr(callback, "__qualname__", repr(callback))
+                text = f"The on_finish callback {name} raised {type(exc).__name__}: {exc}"
+                self.set_trait("error", redact(text, self._secret) + " — fix the callback.")
 
     def _prune(self) -> None:
         """Forget the oldest finished runs beyond MAX_RUNS (active ones always stay)."""

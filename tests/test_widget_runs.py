@@ -253,6 +253,8 @@ def test_close_cancels_every_run(
         with pytest.raises(concurrent.futures.CancelledError):
             g.result(timeout=WAIT)
         assert g.state == "cancelled"
+    with pytest.raises(RuntimeError, match="closed"):
+        w.generate()
 
 
 # -- other messages -------------------------------------------------------------------------
@@ -375,7 +377,8 @@ def test_an_on_finish_callback_that_raises_is_shown(
     w.on_finish(broken)
     w.generate().result(timeout=WAIT)
     assert "on_finish callback" in w.error
-    assert "callback broke" in w.error
+    assert "broken raised RuntimeError: callback broke" in w.error
+    assert "bug in siray-widgets" not in w.error
     w.on_finish(broken, remove=True)
     w.generate().result(timeout=WAIT)
     assert w.error == ""
