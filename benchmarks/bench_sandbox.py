@@ -148,9 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             f"siray  SDK 0.3.0, sequential: {args.tasks} tasks in {sdk_wall:.2f} s, "
             f"{sdk_requests / args.tasks:g} round trips per task"
         )
-        print(
-            f"       ours is {speedup:.1f}x faster (goal >= 20x: {'met' if speedup >= 20 else 'MISSED'})"
-        )
+        verdict = "met" if speedup >= 20 else "MISSED"
+        print(f"       ours is {speedup:.1f}x faster (goal >= 20x: {verdict})")
     return 0
 
 

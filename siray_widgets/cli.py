@@ -21,6 +21,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
+from .sandbox.settings import DEFAULT_DURATION  # light: no server or Pillow imports
+
 if TYPE_CHECKING:
     from .client import SirayClient
     from .schema import ImageRequest
@@ -321,7 +323,11 @@ def add_sandbox_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     )
     gen = parser.add_argument_group("generation and faults")
     gen.add_argument(
-        "--duration", type=float, default=3.0, metavar="SECONDS", help="submit to SUCCESS"
+        "--duration",
+        type=float,
+        default=DEFAULT_DURATION,
+        metavar="SECONDS",
+        help=f"from submit to SUCCESS (default {DEFAULT_DURATION:g})",
     )
     gen.add_argument(
         "--latency", type=float, default=0.0, metavar="SECONDS", help="delay of every API answer"
