@@ -54,7 +54,7 @@ KEYED_CELLS = (
     f'os.environ["SIRAY_API_KEY"] = os.environ["{TEST_KEY_ENV}"]',
     'from siray_widgets import ImagineWidget\nk = ImagineWidget(prompt="a keyed fox")\nk',
 )
-VIEWPORT = {"width": 1280, "height": 1000}
+VIEWPORT = {"width": 1280, "height": 1600}  # the whole widget below the toolbar
 
 
 def role(widget: Locator, name: str) -> Locator:
