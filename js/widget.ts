@@ -231,7 +231,7 @@ function render({ model, el }: RenderProps<Record<string, unknown>>): () => void
     const id = uid(f.name);
     let wrap!: HTMLElement;
     // An empty box means -1, "random": the API picks the seed.
-    const box = numberBox(f, () => wrap, { id, placeholder: "random" }, (text) =>
+    const box = numberBox(f, () => wrap, { id, placeholder: "random", class: "siray-seed" }, (text) =>
       text === "" ? -1 : parseInt10(text),
     );
     const dice = h(

@@ -14,6 +14,8 @@ Python
     None); ``w.images`` (URLs); ``w.pil_images()``; ``w.on_finish(cb)``; ``w.cancel()``;
     ``w.random_seed()``; ``w.close()`` cancels every run. ``w.api_key`` (write a str; reads
     back as a masked Secret), ``w.base_url`` and ``w.poll`` are plain, unsynced attributes.
+    ``w.runs``: recent :class:`Generation` handles (id, state, task_id, task, images, error,
+    note, request, request_json, done, cancel(), result(timeout) for scripts).
 
 Synced traits, front end may write
     model, prompt, negative_prompt, aspect_ratio, chaos, stylize, weird, quality, seed, raw,
@@ -43,18 +45,23 @@ Messages, front end -> kernel (``model.send``), one handler registered with ``on
     ``{"kind": "set-key", "id", "key": str}`` ("" forgets a key typed before) ->
     ``{"kind": "set-key-response", "id", "ok", "sandbox", "key_source"}`` (never the key).
 
-DOM (inside the view, root element ``.siray-widget``)
-    ``[data-field=<name>]`` wraps each field's controls: sliders are ``input[type=range]`` +
-    ``input[type=number]``; prompts are ``textarea``; aspect ratio and quality are radio
-    groups whose labels carry ``data-value``; seed is ``input[type=number]`` (empty with
-    placeholder "random" for -1) with ``[data-role=random-seed]`` and a checkbox
-    ``[data-role=seed-lock]``; raw/tile are checkboxes; model is a ``select``. Roles:
-    request-json (``pre``, textContent == request_json), generate, cancel, task-id, status
-    (textContent and ``data-status``: the TaskStatus value, else the run state), timeline,
-    progress (``progress`` with aria-valuenow), percent, elapsed, images (``img`` elements),
-    error, sandbox-badge (hidden unless sandbox), api-key (password input), key-source,
-    tasks (one button per run), suffix; copy buttons ``[data-copy=json|curl|python|suffix|
-    task-id]``.
+DOM (inside the view; root element ``.siray-widget``)
+    ``[data-field=<name>]`` wraps each field's controls (its ``title`` is the schema's
+    description): chaos/stylize/weird are ``input[type=range]`` + ``input[type=number]``;
+    prompts are ``textarea``; aspect ratio and quality are radio groups whose labels carry
+    ``data-value`` (aspect ratio tiles draw each shape); seed is ``input[type=number]`` (empty,
+    placeholder "random", for -1) with the button ``[data-role=random-seed]`` and the checkbox
+    ``[data-role=seed-lock]``; raw/tile are checkboxes; model is a ``select``.
+    Roles: request-json (``pre``; textContent == request_json, recomputed in the input event),
+    suffix, generate, cancel, task-id (textContent == the shown run's task id), status
+    (textContent and ``data-status``: the TaskStatus value, or the run state "starting",
+    "running", "cancelled", "error"), timeline (``li[data-step=<status>][data-state=done|
+    current|todo]``), progress (``progress`` with aria-valuenow), percent ("42%"), elapsed,
+    error, note, tasks (one button per run once there are two), images (``figure`` > button >
+    ``img``, plus a download link), viewer (the enlarged image ``dialog``), sandbox-badge
+    (hidden unless sandbox), key-source, api-key (password input, cleared once sent), set-key,
+    forget-key. Copy buttons: ``[data-copy=json|curl|python|suffix|task-id]``.
+    The task panel shows the newest run unless a run's button in ``tasks`` was pressed.
 """
 
 from __future__ import annotations
