@@ -179,7 +179,7 @@ def test_a_stale_body_is_refused_rather_than_sending_something_else(
 def test_several_runs_at_once_each_keep_their_own_state(
     make: Callable[..., ImagineWidget], make_sandbox: Callable[..., SandboxHandle]
 ) -> None:
-    box = make_sandbox(duration=0.4)
+    box = make_sandbox(duration=1.0)
     w = make(box)
 
     async def main() -> list[Generation]:
