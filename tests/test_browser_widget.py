@@ -52,7 +52,10 @@ KEYED_CELLS = (
     f'_server = sandbox.start(api_key=os.environ["{TEST_KEY_ENV}"], duration=0.5)\n'
     'os.environ["SIRAY_BASE_URL"] = _server.base_url\n'
     f'os.environ["SIRAY_API_KEY"] = os.environ["{TEST_KEY_ENV}"]',
-    'from siray_widgets import ImagineWidget\nk = ImagineWidget(prompt="a keyed fox")\nk',
+    "from siray_widgets import ImagineWidget, PollSchedule\n"
+    'k = ImagineWidget(prompt="a keyed fox")\n'
+    "k.poll = PollSchedule.fixed(0.2)  # quicker than Siray's 3 s\n"
+    "k",
 )
 VIEWPORT = {"width": 1280, "height": 1600}  # the whole widget below the toolbar
 
@@ -210,7 +213,12 @@ class Generated:
 
 @pytest.fixture(scope="module")
 def generated(lab: NotebookPage, widget: Locator) -> Generated:
-    """Type the markup prompt, click Generate, wait for SUCCESS and the images."""
+    """Type the markup prompt, click Generate, wait for SUCCESS and the images.
+
+    The widget polls every 0.2 s (instead of Siray's 3 s) so the 1.5 s sandbox task is seen
+    in progress, not only before and after.
+    """
+    lab.run("from siray_widgets import PollSchedule\nw.poll = PollSchedule.fixed(0.2)")
     prompt = field(widget, "prompt").locator("textarea").first
     prompt.fill(XSS)
     wait_request(widget, "prompt", XSS)
@@ -246,6 +254,12 @@ def test_generate_shows_task_id_progress_and_images(
     assert task_id, "no task id shown"
     assert task_id == lab.run("print(w.task_id)").strip()
     assert generated.progress_seen, "the progress bar never changed"
+    moving = [t for t in generated.progress_seen if t.split("|")[0] not in ("0", "100")]
+    assert moving, f"no progress between 0 and 100 shown: {generated.progress_seen}"
+    for seen in moving:
+        now, value, label = seen.split("|")
+        assert now == value, f"bar value {value} and aria-valuenow {now} differ"
+        assert label == f"{now}%", f"label {label!r} does not match the bar ({now})"
     assert generated.progress_seen[-1] == "100|100|100%", (
         f"progress did not end at 100 %: {generated.progress_seen}"
     )
