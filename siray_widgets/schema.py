@@ -81,6 +81,13 @@ class Field:
             value = str(value)
         if not isinstance(value, str):
             raise ValidationError(self.name, value, f"must be {self.allowed()}")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # Lone surrogates (from bad copy/paste or binary data) cannot go into a JSON body.
+            raise ValidationError(
+                self.name, value, "contains characters that are not valid Unicode text"
+            ) from None
         if self.enum is not None and value not in self.enum:
             raise ValidationError(self.name, value, f"must be {self.allowed()}")
         if self.required and not value.strip():

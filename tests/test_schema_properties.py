@@ -208,3 +208,8 @@ def test_schema_bounds_match_the_reference_page() -> None:
     assert props["quality"]["enum"] == ["1", "2", "4"]
     assert request_json_schema()["required"] == ["model", "prompt", "aspect_ratio"]
     assert props["stylize"]["default"] == 100
+
+
+def test_text_that_cannot_be_sent_is_refused_naming_the_field() -> None:
+    with pytest.raises(ValidationError, match=r"^negative_prompt='\\ud800' contains characters"):
+        ImageRequest("a fox", negative_prompt="\ud800")
