@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 from .sandbox.settings import DEFAULT_DURATION  # light: no server or Pillow imports
 
 if TYPE_CHECKING:
+    import httpx
+
     from .client import SirayClient
     from .schema import ImageRequest
     from .task import Task
@@ -284,7 +286,7 @@ def download(task: Task, directory: Path, *, trust_env: bool = True) -> list[Pat
         raise CommandError(f"cannot save into {directory}: {exc.strerror or exc}") from None
 
 
-def _extension(url: str, response: Any) -> str:
+def _extension(url: str, response: httpx.Response) -> str:
     suffix = Path(urlsplit(url).path).suffix.lower()
     if suffix in (".png", ".jpg", ".jpeg", ".webp", ".gif"):
         return suffix

@@ -164,6 +164,7 @@ def test_a_fixed_key_refuses_others_without_echoing_them(
     box = make_sandbox(api_key="the-right-key")
     assert box.api_key == "the-right-key"
     assert "the-right-key" not in repr(box)
+    assert "the-right-key" not in repr(box.settings)
     wrong = httpx.post(
         box.base_url + CREATE_PATH, json=BODY, headers={"Authorization": "Bearer sk-wrong-123"}
     )

@@ -227,14 +227,15 @@ def parse_create_body(raw: bytes) -> ImageRequest:
         spec = FIELDS_BY_NAME.get(name)
         if spec is not None:
             allowed = _JSON_TYPES[spec.type]
-            if isinstance(value, bool) and bool not in allowed:
-                raise ValidationError(name, value, f"must be {spec.allowed()}")
-            if not isinstance(value, allowed):
+            wrong_type = (
+                not isinstance(value, allowed)
+                or (isinstance(value, bool) and bool not in allowed)  # bool is an int subclass
+                # JSON Schema counts 5.0 as an integer; anything with a fraction is not one.
+                or (isinstance(value, float) and not value.is_integer())
+            )
+            if wrong_type:
                 raise ValidationError(name, value, f"must be {spec.allowed()}")
             if isinstance(value, float):
-                # JSON Schema counts 5.0 as an integer; anything with a fraction is not.
-                if not value.is_integer():
-                    raise ValidationError(name, value, f"must be {spec.allowed()}")
                 value = int(value)
         normalized[name] = value
     return ImageRequest.from_body(normalized)  # unknown and missing fields raise here

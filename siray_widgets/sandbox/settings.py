@@ -52,7 +52,7 @@ class SandboxSettings:
     #: Seed of the fault dice; the same seed and the same request sequence give the same faults.
     seed: int | None = None
     #: The one bearer key accepted; None accepts any non-empty key.
-    api_key: str | None = None
+    api_key: str | None = dataclasses.field(default=None, repr=False)
     #: Binding an interface other than loopback needs this (a workshop on a LAN).
     allow_remote: bool = False
     #: Finished tasks are forgotten this many seconds after they finish.
