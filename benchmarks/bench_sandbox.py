@@ -150,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         verdict = "met" if speedup >= 20 else "MISSED"
         print(f"       ours is {speedup:.1f}x faster (goal >= 20x: {verdict})")
+        # What no client could beat with this many in flight: the SDK's time over the ideal.
+        ceiling = sdk_wall / ideal
+        print(f"       ceiling for any client at {args.concurrency} in flight: {ceiling:.1f}x")
     return 0
 
 
