@@ -69,6 +69,12 @@ def run(args: argparse.Namespace) -> int:
         "--ip=127.0.0.1",
         f"--port={args.port}",
         f"--ServerApp.root_dir={workdir}",
+        # Workshops run offline: no news feed, update check or extension catalogue calls.
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.extension_manager=readonly",
+        # Containers and workshop VMs often run as root; JupyterLab refuses that by default.
+        *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
         *(["--no-browser"] if args.no_browser else []),
         str(notebook.relative_to(workdir)),
     ]
