@@ -21,7 +21,7 @@ import pytest
 from fixtures.lab_fixtures import TEST_KEY_ENV, JupyterServer, NotebookPage, write_notebook
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Locator
+    from playwright.sync_api import Browser, Locator, ViewportSize
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -57,7 +57,7 @@ KEYED_CELLS = (
     "k.poll = PollSchedule.fixed(0.2)  # quicker than Siray's 3 s\n"
     "k",
 )
-VIEWPORT = {"width": 1280, "height": 1600}  # the whole widget below the toolbar
+VIEWPORT: ViewportSize = {"width": 1280, "height": 1600}  # the whole widget below the toolbar
 
 
 def role(widget: Locator, name: str) -> Locator:
@@ -301,14 +301,11 @@ def test_markup_prompt_is_shown_as_text(
 
 
 def _colors(widget: Locator) -> tuple[str, str]:
-    return tuple(  # type: ignore[return-value]
-        widget.evaluate(
-            """el => {
-                const s = getComputedStyle(el);
-                return [s.color, s.backgroundColor];
-            }"""
-        )
+    """The widget root's computed text and background colours."""
+    color, background = widget.evaluate(
+        "el => [getComputedStyle(el).color, getComputedStyle(el).backgroundColor]"
     )
+    return str(color), str(background)
 
 
 def test_screenshots_in_light_and_dark_theme(

@@ -23,7 +23,7 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 pytestmark = pytest.mark.slow
 
 # An empty notebooks/ must fail, not skip: parametrize over a placeholder that fails.
-NOTEBOOK_PARAMS = NOTEBOOKS or [pytest.param(None, id="no-notebooks")]
+NOTEBOOK_PARAMS: list[Any] = [*NOTEBOOKS] or [pytest.param(None, id="no-notebooks")]
 
 
 def _execute(name: str | None, workdir: Path) -> dict[str, Any]:
