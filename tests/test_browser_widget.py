@@ -364,9 +364,11 @@ def test_key_is_nowhere_in_the_page_or_saved_notebook(
         expect(key_input).to_have_value("")
         eval_until(nb, "print(k.sandbox, k.key_source)", "False widget")
         eval_until(nb, f'print(k.api_key.reveal() == os.environ["{TEST_KEY_ENV}"])', "True")
+        first_task = nb.run("print(k.task_id)").strip()
         role(widget, "generate").click()
+        # A new task that succeeded: the keyed server accepted the typed key.
+        eval_until(nb, f"print(k.task_id not in ('', {first_task!r}) and k.status)", "SUCCESS")
         eval_until(nb, "print(len(_server.received_bodies()))", "2")
-        wait_status(nb, "k", "SUCCESS")
         wait_images_loaded(widget)
         expect(role(widget, "sandbox-badge")).to_be_hidden()
 
