@@ -7,10 +7,10 @@ Run: ``.venv/bin/python benchmarks/bench_browser.py [--samples 100]``. Prints:
   (goal: p95 <= 50 ms with an idle kernel);
 * bundle size of ``siray_widgets/static/widget.js`` (goal: <= 30 KB minified) and gzipped.
 
-``--tcp-nodelay`` is a diagnostic: it starts the server with a config that sets TCP_NODELAY on
-kernel websockets. jupyter_server leaves Nagle's algorithm on, so a kernel -> browser message
-written in several small pieces can wait for the browser's delayed ACK (about 40 ms on Linux);
-comparing both runs shows how much of the round trip that is.
+Both are measured twice in one run: on a stock JupyterLab server (the baseline) and on one
+with the settings ``siray-widgets lab`` uses (``siray_widgets/jupyter_server.py``: TCP_NODELAY
+on kernel websockets; jupyter_server leaves Nagle's algorithm on, so a kernel -> browser
+message can wait for the browser's delayed ACK, about 40 ms on Linux).
 
 Times are taken in the page with ``performance.now()``: just before dispatching the event,
 and in a MutationObserver callback on the request panel once it shows the new value. The
@@ -50,20 +50,6 @@ ECHO_CELL = (
     'w.observe(_echo, names=["chaos"])'
 )
 
-NODELAY_CONFIG = """\
-# Written by benchmarks/bench_browser.py --tcp-nodelay (a diagnostic, not a product setting).
-from jupyter_server.services.kernels.websocket import KernelWebsocketHandler
-
-_open = KernelWebsocketHandler.open
-
-
-async def _open_nodelay(self, *args, **kwargs):
-    self.set_nodelay(True)
-    return await _open(self, *args, **kwargs)
-
-
-KernelWebsocketHandler.open = _open_nodelay
-"""
 
 # Runs in the page. For each sample: pick a new slider value, take t0, dispatch `input`,
 # and resolve when the request panel (a MutationObserver on it) satisfies `done(body, v)`.
@@ -134,34 +120,15 @@ def bundle_sizes() -> str:
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=100, help="inputs per measurement")
-    parser.add_argument("--field", default="chaos", help="slider field to move")
-    parser.add_argument(
-        "--tcp-nodelay",
-        action="store_true",
-        help="diagnostic: set TCP_NODELAY on the server's kernel websockets",
-    )
-    args = parser.parse_args()
-    if not BUNDLE.exists():
-        print(f"{BUNDLE} is missing: run `npm run build` first", file=sys.stderr)
-        return 1
-
+def measure(server_kind: str, product_options: bool, samples: int, field: str) -> float:
+    """Print both latencies on one JupyterLab server; return the echo's p95 (ms)."""
     from playwright.sync_api import sync_playwright
 
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    )
+    print(f"-- {server_kind}")
     with tempfile.TemporaryDirectory(prefix="siray-bench-") as tmp:
-        if args.tcp_nodelay:
-            config_dir = Path(tmp) / "config"
-            config_dir.mkdir()
-            (config_dir / "jupyter_server_config.py").write_text(NODELAY_CONFIG)
-            print("server: kernel websockets with TCP_NODELAY (diagnostic)")
-        server = start_server("lab", Path(tmp))
+        server = start_server("lab", Path(tmp), product_options=product_options)
         try:
-            echo_cell = ECHO_CELL.replace("chaos", args.field)
+            echo_cell = ECHO_CELL.replace("chaos", field)
             write_notebook(server.root, "bench.ipynb", [WIDGET_CELL, echo_cell], scratch=False)
             with sync_playwright() as pw:
                 browser = launch_browser(pw)
@@ -171,11 +138,11 @@ def main() -> int:
                 root = nb.widget(0)
                 root.wait_for(state="visible")
                 handle = root.element_handle()
-                panel = page.evaluate(MEASURE_JS, [handle, args.field, args.samples, "panel", 2000])
+                panel = page.evaluate(MEASURE_JS, [handle, field, samples, "panel", 2000])
                 print(summarize("slider input -> request panel", panel, "<= 16 ms (same frame)"))
                 nb.run_cell(1)  # only now the Python observer starts echoing
                 nb.wait_for_kernel_idle()
-                echo = page.evaluate(MEASURE_JS, [handle, args.field, args.samples, "echo", 5000])
+                echo = page.evaluate(MEASURE_JS, [handle, field, samples, "echo", 5000])
                 print(
                     summarize("slider input -> Python observer -> DOM echo", echo, "p95 <= 50 ms")
                 )
@@ -184,6 +151,23 @@ def main() -> int:
                 browser.close()
         finally:
             server.stop()
+    return percentile([float(s) for s in echo if s is not None] or [float("nan")], 95)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=100, help="inputs per measurement")
+    parser.add_argument("--field", default="chaos", help="slider field to move")
+    args = parser.parse_args()
+    if not BUNDLE.exists():
+        print(f"{BUNDLE} is missing: run `npm run build` first", file=sys.stderr)
+        return 1
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
+    stock = measure("stock JupyterLab server (baseline)", False, args.samples, args.field)
+    ours = measure("as `siray-widgets lab` serves it", True, args.samples, args.field)
+    print(f"echo p95, ours / stock: {ours / stock:.2f}x")
     print(bundle_sizes())
     return 0
 

@@ -48,12 +48,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     """Start JupyterLab in the foreground (replaces this process)."""
-    if importlib.util.find_spec("jupyterlab") is None:
+    if importlib.util.find_spec("jupyterlab") is None:  # before importing jupyter_server
         print(
             "error: JupyterLab is not installed; run: pip install 'siray-widgets[lab]'",
             file=sys.stderr,
         )
         return 2
+    from .jupyter_server import LAB_OPTIONS
+
     source = quickstart_source()
     workdir: Path = args.dir or (source.parent if source.parent.name == "notebooks" else Path.cwd())
     workdir.mkdir(parents=True, exist_ok=True)
@@ -69,10 +71,7 @@ def run(args: argparse.Namespace) -> int:
         "--ip=127.0.0.1",
         f"--port={args.port}",
         f"--ServerApp.root_dir={workdir}",
-        # Workshops run offline: no news feed, update check or extension catalogue calls.
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--LabApp.extension_manager=readonly",
+        *LAB_OPTIONS,
         # Containers and workshop VMs often run as root; JupyterLab refuses that by default.
         *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
         *(["--no-browser"] if args.no_browser else []),
