@@ -4,4 +4,5 @@ pytest_plugins = [
     "fixtures.sandbox_fixtures",
     "fixtures.fault_server",
     "fixtures.lab_fixtures",
+    "fixtures.widget_fixtures",
 ]

@@ -9,58 +9,21 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import comm
 import pytest
+from fixtures.widget_fixtures import MakeWidget
 
-from siray_widgets.client import PollSchedule
 from siray_widgets.errors import AuthenticationError, TaskFailedError
 from siray_widgets.sandbox import SandboxHandle
 from siray_widgets.task import TaskStatus
 from siray_widgets.widget import Generation, ImagineWidget
 
+pytestmark = pytest.mark.usefixtures("no_siray_env")
+
 SECRET = "sk-test-RUNS-fedcba9876543210"
-FAST = PollSchedule.fixed(0.02)
 WAIT = 20.0  # seconds; generous for a loaded 2-core machine, never reached when all is well
-
-
-class RecordingComm(comm.DummyComm):  # type: ignore[misc]
-    """A comm that keeps every message the widget sends to the front end."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.sent: list[tuple[str, Any]] = []
-        super().__init__(*args, **kwargs)
-
-    def publish_msg(self, msg_type: str, data: Any = None, *args: Any, **kwargs: Any) -> None:
-        self.sent.append((msg_type, data))
-
-
-@pytest.fixture(autouse=True)
-def _no_key_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SIRAY_API_KEY", raising=False)
-    monkeypatch.delenv("SIRAY_BASE_URL", raising=False)
-
-
-@pytest.fixture
-def make(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., ImagineWidget]]:
-    """``make(box, **fields)``: a widget pointed at sandbox ``box`` (None: no key at all)."""
-    monkeypatch.setattr(comm, "create_comm", RecordingComm)
-    made: list[ImagineWidget] = []
-
-    def build(box: SandboxHandle | None, **fields: Any) -> ImagineWidget:
-        w = ImagineWidget(**fields)
-        if box is not None:
-            w.base_url = box.base_url
-            w.api_key = box.api_key
-        w.poll = FAST
-        made.append(w)
-        return w
-
-    yield build
-    for w in made:
-        w.close()
 
 
 def replies(w: ImagineWidget, kind: str) -> list[dict[str, Any]]:
@@ -99,9 +62,11 @@ async def until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
 
 
 def test_generate_message_under_a_running_loop_sends_exactly_what_is_shown(
-    make: Callable[..., ImagineWidget], sandbox: SandboxHandle
+    make_widget: MakeWidget, sandbox: SandboxHandle
 ) -> None:
-    w = make(sandbox, prompt="a lighthouse in a storm", chaos=20, negative_prompt="people")
+    w = make_widget(
+        box=sandbox, prompt="a lighthouse in a storm", chaos=20, negative_prompt="people"
+    )
     finished: list[Generation] = []
     w.on_finish(finished.append)
 
@@ -134,9 +99,9 @@ def test_generate_message_under_a_running_loop_sends_exactly_what_is_shown(
 
 
 def test_generate_message_with_no_running_loop_runs_in_the_background(
-    make: Callable[..., ImagineWidget], sandbox: SandboxHandle
+    make_widget: MakeWidget, sandbox: SandboxHandle
 ) -> None:
-    w = make(sandbox)
+    w = make_widget(box=sandbox)
     reply = send(w, "generate", body=w.request_json)
     task = run_of(w, reply).result(timeout=WAIT)
     assert task.status is TaskStatus.SUCCESS
@@ -144,10 +109,8 @@ def test_generate_message_with_no_running_loop_runs_in_the_background(
     assert len(w.images) >= 1
 
 
-def test_a_double_click_makes_one_task(
-    make: Callable[..., ImagineWidget], sandbox: SandboxHandle
-) -> None:
-    w = make(sandbox)
+def test_a_double_click_makes_one_task(make_widget: MakeWidget, sandbox: SandboxHandle) -> None:
+    w = make_widget(box=sandbox)
 
     async def main() -> None:
         first = send(w, "generate", body=w.request_json)
@@ -163,9 +126,9 @@ def test_a_double_click_makes_one_task(
 
 
 def test_a_stale_body_is_refused_rather_than_sending_something_else(
-    make: Callable[..., ImagineWidget], sandbox: SandboxHandle
+    make_widget: MakeWidget, sandbox: SandboxHandle
 ) -> None:
-    w = make(sandbox)
+    w = make_widget(box=sandbox)
     shown = w.request_json
     w.chaos = 77  # changed in Python after the page drew its preview
     reply = send(w, "generate", body=shown)
@@ -177,10 +140,10 @@ def test_a_stale_body_is_refused_rather_than_sending_something_else(
 
 
 def test_several_runs_at_once_each_keep_their_own_state(
-    make: Callable[..., ImagineWidget], make_sandbox: Callable[..., SandboxHandle]
+    make_widget: MakeWidget, make_sandbox: Callable[..., SandboxHandle]
 ) -> None:
     box = make_sandbox(duration=1.0)
-    w = make(box)
+    w = make_widget(box=box)
 
     async def main() -> list[Generation]:
         runs = []
@@ -213,10 +176,10 @@ def test_several_runs_at_once_each_keep_their_own_state(
 
 
 def test_cancel_message_stops_polling_and_says_so(
-    make: Callable[..., ImagineWidget], make_sandbox: Callable[..., SandboxHandle]
+    make_widget: MakeWidget, make_sandbox: Callable[..., SandboxHandle]
 ) -> None:
     box = make_sandbox(duration=60)
-    w = make(box)
+    w = make_widget(box=box)
 
     async def main() -> Generation:
         generation = w.generate()
@@ -239,10 +202,10 @@ def test_cancel_message_stops_polling_and_says_so(
 
 
 def test_close_cancels_every_run(
-    make: Callable[..., ImagineWidget], make_sandbox: Callable[..., SandboxHandle]
+    make_widget: MakeWidget, make_sandbox: Callable[..., SandboxHandle]
 ) -> None:
     box = make_sandbox(duration=60)
-    w = make(box)
+    w = make_widget(box=box)
     first = w.generate()  # no running loop: both run on the background loop
     second = w.generate()
     for g in (first, second):
@@ -260,8 +223,10 @@ def test_close_cancels_every_run(
 # -- other messages -------------------------------------------------------------------------
 
 
-def test_random_seed_message_sets_a_seed_in_range(make: Callable[..., ImagineWidget]) -> None:
-    w = make(None)
+def test_random_seed_message_sets_a_seed_in_range(
+    make_widget: MakeWidget,
+) -> None:
+    w = make_widget()
     reply = send(w, "random-seed")
     assert reply["ok"]
     assert w.seed == reply["seed"]
@@ -270,9 +235,9 @@ def test_random_seed_message_sets_a_seed_in_range(make: Callable[..., ImagineWid
 
 
 def test_an_unlocked_seed_is_used_once_and_a_locked_one_is_kept(
-    make: Callable[..., ImagineWidget], sandbox: SandboxHandle
+    make_widget: MakeWidget, sandbox: SandboxHandle
 ) -> None:
-    w = make(sandbox, seed=4242)
+    w = make_widget(box=sandbox, seed=4242)
 
     async def main() -> None:
         await w.generate()
@@ -289,9 +254,9 @@ def test_an_unlocked_seed_is_used_once_and_a_locked_one_is_kept(
 
 
 def test_set_key_message_switches_away_from_the_sandbox_without_echoing_the_key(
-    make: Callable[..., ImagineWidget],
+    make_widget: MakeWidget,
 ) -> None:
-    w = make(None)
+    w = make_widget()
     assert (w.sandbox, w.key_source) == (True, "")
     reply = send(w, "set-key", key=f"  {SECRET}\n")
     assert reply == {
@@ -309,8 +274,10 @@ def test_set_key_message_switches_away_from_the_sandbox_without_echoing_the_key(
     assert (w.api_key, w.sandbox, w.key_source) == (None, True, "")
 
 
-def test_an_unknown_message_is_reported_not_swallowed(make: Callable[..., ImagineWidget]) -> None:
-    w = make(None)
+def test_an_unknown_message_is_reported_not_swallowed(
+    make_widget: MakeWidget,
+) -> None:
+    w = make_widget()
     reply = send(w, "explode")
     assert not reply["ok"]
     assert "unknown message kind 'explode'" in w.error
@@ -321,10 +288,10 @@ def test_an_unknown_message_is_reported_not_swallowed(make: Callable[..., Imagin
 
 
 def test_a_refused_key_says_what_to_do_and_never_shows_the_key(
-    make: Callable[..., ImagineWidget], make_sandbox: Callable[..., SandboxHandle]
+    make_widget: MakeWidget, make_sandbox: Callable[..., SandboxHandle]
 ) -> None:
     box = make_sandbox(api_key="the-only-good-key")
-    w = make(box)
+    w = make_widget(box=box)
     w.api_key = SECRET
 
     async def main() -> Generation:
@@ -344,10 +311,10 @@ def test_a_refused_key_says_what_to_do_and_never_shows_the_key(
 
 
 def test_a_failed_task_is_reported_with_its_reason(
-    make: Callable[..., ImagineWidget], make_sandbox: Callable[..., SandboxHandle]
+    make_widget: MakeWidget, make_sandbox: Callable[..., SandboxHandle]
 ) -> None:
     box = make_sandbox(failure_share=1.0, seed=1)
-    w = make(box)
+    w = make_widget(box=box)
     with pytest.raises(TaskFailedError):
         w.generate().result(timeout=WAIT)
     assert w.status == "FAILURE"
@@ -357,8 +324,10 @@ def test_a_failed_task_is_reported_with_its_reason(
     assert w.outputs == []
 
 
-def test_a_bad_base_url_is_reported_as_a_setting_to_fix(make: Callable[..., ImagineWidget]) -> None:
-    w = make(None)
+def test_a_bad_base_url_is_reported_as_a_setting_to_fix(
+    make_widget: MakeWidget,
+) -> None:
+    w = make_widget()
     w.base_url = "ftp://example.invalid"
     with pytest.raises(ValueError, match="must start with https://"):
         w.generate().result(timeout=WAIT)
@@ -367,9 +336,9 @@ def test_a_bad_base_url_is_reported_as_a_setting_to_fix(make: Callable[..., Imag
 
 
 def test_an_on_finish_callback_that_raises_is_shown(
-    make: Callable[..., ImagineWidget], sandbox: SandboxHandle
+    make_widget: MakeWidget, sandbox: SandboxHandle
 ) -> None:
-    w = make(sandbox)
+    w = make_widget(box=sandbox)
 
     def broken(generation: Generation) -> None:
         raise RuntimeError("callback broke")
@@ -388,10 +357,10 @@ def test_an_on_finish_callback_that_raises_is_shown(
 
 
 def test_without_a_key_the_widget_uses_the_sandbox_and_images_download(
-    make: Callable[..., ImagineWidget], monkeypatch: pytest.MonkeyPatch
+    make_widget: MakeWidget, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SIRAY_SANDBOX_DURATION", "0.3")  # if this test starts it
-    w = make(None, aspect_ratio="16:9")
+    w = make_widget(aspect_ratio="16:9")
     assert w.sandbox is True
 
     async def main() -> None:

@@ -3,51 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from typing import Any
 
-import comm
 import pytest
 import traitlets
+from fixtures.widget_fixtures import MakeWidget
 
 from siray_widgets.errors import ValidationError
 from siray_widgets.schema import FIELDS, FIELDS_BY_NAME, TASK_STATUSES, ImageRequest, schema_json
 from siray_widgets.widget import DEFAULT_PROMPT, ImagineWidget
 
+pytestmark = pytest.mark.usefixtures("no_siray_env")
+
 SECRET = "sk-test-STATE-0123456789abcdef"
-
-
-class RecordingComm(comm.DummyComm):  # type: ignore[misc]
-    """A comm that keeps every message the widget sends to the front end."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.sent: list[tuple[str, Any]] = []
-        super().__init__(*args, **kwargs)
-
-    def publish_msg(self, msg_type: str, data: Any = None, *args: Any, **kwargs: Any) -> None:
-        self.sent.append((msg_type, data))
-
-
-@pytest.fixture(autouse=True)
-def _no_key_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SIRAY_API_KEY", raising=False)
-    monkeypatch.delenv("SIRAY_BASE_URL", raising=False)
-
-
-@pytest.fixture
-def make(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., ImagineWidget]]:
-    """Build widgets whose comm records what they send; all closed after the test."""
-    monkeypatch.setattr(comm, "create_comm", RecordingComm)
-    made: list[ImagineWidget] = []
-
-    def build(*args: Any, **kwargs: Any) -> ImagineWidget:
-        w = ImagineWidget(*args, **kwargs)
-        made.append(w)
-        return w
-
-    yield build
-    for w in made:
-        w.close()
 
 
 def updates(w: ImagineWidget) -> list[dict[str, Any]]:
@@ -62,8 +30,8 @@ def updates(w: ImagineWidget) -> list[dict[str, Any]]:
 # -- defaults and validation ----------------------------------------------------------------
 
 
-def test_defaults_come_from_the_schema_plus_a_prompt(make: Callable[..., Any]) -> None:
-    w = make()
+def test_defaults_come_from_the_schema_plus_a_prompt(make_widget: MakeWidget) -> None:
+    w = make_widget()
     for f in FIELDS:
         expected = DEFAULT_PROMPT if f.name == "prompt" else f.default
         assert getattr(w, f.name) == expected, f.name
@@ -95,9 +63,9 @@ def test_defaults_come_from_the_schema_plus_a_prompt(make: Callable[..., Any]) -
     ],
 )
 def test_bad_values_raise_trait_errors_naming_field_and_allowed_values(
-    make: Callable[..., Any], name: str, value: Any, words: str
+    make_widget: MakeWidget, name: str, value: Any, words: str
 ) -> None:
-    w = make()
+    w = make_widget()
     before = getattr(w, name)
     with pytest.raises(traitlets.TraitError, match=name) as caught:
         setattr(w, name, value)
@@ -109,28 +77,30 @@ def test_bad_values_raise_trait_errors_naming_field_and_allowed_values(
         ImagineWidget(**{name: value})
 
 
-def test_quality_accepts_the_int_people_type(make: Callable[..., Any]) -> None:
-    w = make(quality=2)
+def test_quality_accepts_the_int_people_type(make_widget: MakeWidget) -> None:
+    w = make_widget(quality=2)
     assert w.quality == "2"
     assert '"quality": "2"' in w.request_json
 
 
-def test_unknown_constructor_arguments_are_refused(make: Callable[..., Any]) -> None:
+def test_unknown_constructor_arguments_are_refused(make_widget: MakeWidget) -> None:
     with pytest.raises(TypeError, match="unexpected keyword argument 'chaoss'"):
         ImagineWidget(chaoss=10)
     with pytest.raises(TypeError, match="'layout'"):
         ImagineWidget(layout={"width": "100px"})
     with pytest.raises(TypeError, match="both by position and by name"):
         ImagineWidget("a fox", prompt="a cat")
-    w = make("a fox in the snow", chaos=5, seed_locked=True, seed=7)
+    w = make_widget("a fox in the snow", chaos=5, seed_locked=True, seed=7)
     assert (w.prompt, w.chaos, w.seed, w.seed_locked) == ("a fox in the snow", 5, 7, True)
 
 
 # -- traits and the request stay one thing --------------------------------------------------
 
 
-def test_setting_a_trait_updates_request_and_json_and_snippets(make: Callable[..., Any]) -> None:
-    w = make()
+def test_setting_a_trait_updates_request_and_json_and_snippets(
+    make_widget: MakeWidget,
+) -> None:
+    w = make_widget()
     w.chaos = 50
     assert w.request.chaos == 50
     assert w.request_json == w.request.to_json()
@@ -143,8 +113,8 @@ def test_setting_a_trait_updates_request_and_json_and_snippets(make: Callable[..
     assert "negative_prompt" not in json.loads(w.request_json)  # blank: left out, as sent
 
 
-def test_assigning_to_the_request_moves_the_traits(make: Callable[..., Any]) -> None:
-    w = make()
+def test_assigning_to_the_request_moves_the_traits(make_widget: MakeWidget) -> None:
+    w = make_widget()
     w.request.stylize = 300
     assert w.stylize == 300
     assert '"stylize": 300' in w.request_json
@@ -160,8 +130,8 @@ def test_assigning_to_the_request_moves_the_traits(make: Callable[..., Any]) -> 
     assert w.request_json == ImageRequest(prompt="a harbour", tile=True).to_json()
 
 
-def test_python_snippet_rebuilds_the_same_request(make: Callable[..., Any]) -> None:
-    w = make(prompt='it\'s a "quoted" fox\nnew line', chaos=20, quality="4", seed=12345)
+def test_python_snippet_rebuilds_the_same_request(make_widget: MakeWidget) -> None:
+    w = make_widget(prompt='it\'s a "quoted" fox\nnew line', chaos=20, quality="4", seed=12345)
     source = w.snippets["python"]
     head = source.split("with SirayClient", 1)[0]  # the part that builds the request
     namespace: dict[str, Any] = {}
@@ -169,10 +139,12 @@ def test_python_snippet_rebuilds_the_same_request(make: Callable[..., Any]) -> N
     assert namespace["request"] == w.request
 
 
-def test_curl_sends_the_body_and_leaves_the_key_in_the_shell(make: Callable[..., Any]) -> None:
+def test_curl_sends_the_body_and_leaves_the_key_in_the_shell(
+    make_widget: MakeWidget,
+) -> None:
     import shlex
 
-    w = make(prompt="it's a fox's den")
+    w = make_widget(prompt="it's a fox's den")
     curl = w.snippets["curl"]
     assert "$SIRAY_API_KEY" in curl
     assert "https://api.siray.ai/v1/images/generations/async" in curl
@@ -183,8 +155,8 @@ def test_curl_sends_the_body_and_leaves_the_key_in_the_shell(make: Callable[...,
 # -- the seed -------------------------------------------------------------------------------
 
 
-def test_locking_a_random_seed_rolls_a_concrete_one(make: Callable[..., Any]) -> None:
-    w = make()
+def test_locking_a_random_seed_rolls_a_concrete_one(make_widget: MakeWidget) -> None:
+    w = make_widget()
     assert w.seed == -1
     w.seed_locked = True
     seed_field = FIELDS_BY_NAME["seed"]
@@ -203,9 +175,9 @@ def test_locking_a_random_seed_rolls_a_concrete_one(make: Callable[..., Any]) ->
 
 
 def test_front_end_writes_to_fields_apply_and_read_only_state_is_protected(
-    make: Callable[..., Any],
+    make_widget: MakeWidget,
 ) -> None:
-    w = make()
+    w = make_widget()
     w.set_state({"chaos": 30, "seed_locked": False})
     assert w.chaos == 30
     assert w.request.chaos == 30
@@ -217,8 +189,10 @@ def test_front_end_writes_to_fields_apply_and_read_only_state_is_protected(
     assert {"request_json", "status", "outputs"} <= resent  # the page is put right
 
 
-def test_a_refused_front_end_value_is_reported_and_resynced(make: Callable[..., Any]) -> None:
-    w = make()
+def test_a_refused_front_end_value_is_reported_and_resynced(
+    make_widget: MakeWidget,
+) -> None:
+    w = make_widget()
     w.comm.sent.clear()
     w.set_state({"chaos": 150})
     assert w.chaos == 0
@@ -229,8 +203,8 @@ def test_a_refused_front_end_value_is_reported_and_resynced(make: Callable[..., 
 # -- the key never leaves Python ------------------------------------------------------------
 
 
-def test_key_is_nowhere_in_state_repr_or_mimebundle(make: Callable[..., Any]) -> None:
-    w = make(api_key=SECRET, prompt="<img src=x onerror=alert(1)>")
+def test_key_is_nowhere_in_state_repr_or_mimebundle(make_widget: MakeWidget) -> None:
+    w = make_widget(api_key=SECRET, prompt="<img src=x onerror=alert(1)>")
     assert w.sandbox is False
     assert w.key_source == "python"
     assert w.api_key is not None
@@ -249,10 +223,10 @@ def test_key_is_nowhere_in_state_repr_or_mimebundle(make: Callable[..., Any]) ->
 
 
 def test_key_from_environment_counts_and_is_not_copied_into_state(
-    make: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+    make_widget: MakeWidget, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SIRAY_API_KEY", SECRET)
-    w = make()
+    w = make_widget()
     assert (w.sandbox, w.key_source) == (False, "environment")
     assert w.api_key is None  # nothing set on the widget itself
     assert SECRET not in json.dumps(w.get_state(), default=str)
@@ -262,8 +236,8 @@ def test_key_from_environment_counts_and_is_not_copied_into_state(
         w.api_key = 12345
 
 
-def test_repr_is_short_and_informative(make: Callable[..., Any]) -> None:
-    w = make(prompt="a fox", aspect_ratio="16:9")
+def test_repr_is_short_and_informative(make_widget: MakeWidget) -> None:
+    w = make_widget(prompt="a fox", aspect_ratio="16:9")
     assert repr(w) == "ImagineWidget(prompt='a fox', aspect_ratio='16:9', sandbox=True)"
     data, _ = w._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in data
