@@ -180,7 +180,7 @@ def _backoff_hook(
     def hook(exc: Exception) -> bool | float:
         if not retryable(exc):
             return False
-        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
+        if isinstance(exc, APIError) and exc.retry_after is not None:
             left = policy.timeout - (time.monotonic() - started)
             # In stamina's testing mode every wait is zero, so no Retry-After is too long.
             if exc.retry_after > min(policy.max_retry_after, left) and not stamina.is_testing():
@@ -607,9 +607,10 @@ class AsyncSirayClient:
             return ForbiddenError(message, **common)
         if status == 404:
             return NotFoundError(message, **common)
+        if status in (429, 503):
+            common["retry_after"] = parse_retry_after(response.headers.get("Retry-After"))
         if status == 429:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            return RateLimitError(message, retry_after=retry_after, **common)
+            return RateLimitError(message, **common)
         if status == 408 or status >= 500:
             return ServerError(message, **common)
         if 300 <= status < 400:

@@ -50,11 +50,16 @@ class APIError(SirayError):
         status_code: int | None = None,
         error_type: str | None = None,
         code: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         self.status_code = status_code
         self.server_message = message
         self.error_type = error_type
         self.code = code
+        #: Seconds the server asked to wait (``Retry-After`` on a 429 or 503), if it said.
+        self.retry_after = retry_after
+        if retry_after is not None:
+            message = f"{message} (retry after {retry_after:g} s)"
         prefix = f"HTTP {status_code}: " if status_code is not None else ""
         super().__init__(f"{prefix}{message} — {self.hint}")
 
@@ -102,12 +107,6 @@ class RateLimitError(APIError):
     """429: too many requests; ``retry_after`` says how long the server asked to wait."""
 
     hint = "Wait a moment and try again, or lower how many tasks you run at once."
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
-        self.retry_after = retry_after
-        if retry_after is not None:
-            message = f"{message} (retry after {retry_after:g} s)"
-        super().__init__(message, **kwargs)
 
 
 class ServerError(APIError):

@@ -336,6 +336,20 @@ def test_retry_after_seconds_is_the_wait(
     assert [r.wait_for for r in retries] == [0.05, 0.0]
 
 
+def test_retry_after_on_a_503_is_honoured_too(
+    fault_server: FaultServer, retries: list[RetryDetails]
+) -> None:
+    fault_server.on(
+        "POST",
+        CREATE,
+        error_reply(503, "maintenance", headers={"Retry-After": "0.04"}),
+        created("t1"),
+    )
+    assert run(fault_server.url, submit) == "t1"
+    assert [r.wait_for for r in retries] == [0.04]
+    assert fault_server.count("POST") == 2
+
+
 def test_retry_after_beyond_the_cap_is_not_slept_through(
     fault_server: FaultServer, retries: list[RetryDetails]
 ) -> None:
