@@ -73,18 +73,20 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anywidget
 import traitlets
 
 from ._widget_snippets import is_safe_image_url, snippets, static_html
 from ._widget_tasks import BackgroundLoop, Generation, describe_error, redact
-from .client import AsyncSirayClient, PollSchedule
 from .config import API_KEY_ENV, BASE_URL_ENV, Secret
 from .errors import TaskFailedError, ValidationError
 from .schema import FIELD_NAMES, FIELDS_BY_NAME, TASK_STATUSES, ImageRequest, schema_json
 from .task import Task
+
+if TYPE_CHECKING:  # the client (httpx, stamina) loads on the first Generate, off the loop
+    from .client import AsyncSirayClient, PollSchedule
 
 __all__ = ["Generation", "ImagineWidget"]
 
@@ -433,7 +435,7 @@ class ImagineWidget(anywidget.AnyWidget):
         outcome: Task | BaseException | None = None
         try:
             # Off the loop: the first client without a key starts the sandbox server.
-            client = await asyncio.to_thread(AsyncSirayClient, secret, base_url, poll=poll)
+            client = await asyncio.to_thread(_new_client, secret, base_url, poll)
             if client.sandbox != self.sandbox:
                 self.set_trait("sandbox", client.sandbox)
             task_id = await client.submit(generation.request)
@@ -609,3 +611,13 @@ class ImagineWidget(anywidget.AnyWidget):
             self._request, status=self.status, images=self.images, sandbox=self.sandbox
         )
         return data, metadata
+
+
+def _new_client(
+    secret: Secret | None, base_url: str | None, poll: PollSchedule | None
+) -> AsyncSirayClient:
+    """Import and build the client in a worker thread: the import costs ~70 ms (httpx) and the
+    first client without a key starts the sandbox server; neither should block the kernel."""
+    from .client import AsyncSirayClient
+
+    return AsyncSirayClient(secret, base_url, poll=poll)
