@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import re
 import signal
 import sys
 import threading
@@ -34,6 +36,8 @@ PROG = "siray-widgets"
 #: Exit codes.
 EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 SANDBOX_LINE = "sandbox: placeholder images, no key used"
+#: Environment variable with the one bearer key ``siray-widgets sandbox`` accepts.
+SANDBOX_KEY_ENV = "SIRAY_SANDBOX_KEY"
 
 #: "module:function" of each subcommand's ``add_parser(subparsers)``, in --help order.
 SUBCOMMANDS: tuple[str, ...] = (
@@ -66,6 +70,17 @@ def _one_line(text: str) -> str:
 
 def _fail(message: str) -> None:
     print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr, flush=True)
+
+
+def port_number(text: str) -> int:
+    """argparse type of a TCP port to listen on: 0 (any free port) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: not a number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {port}: a port is 0..65535")
+    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -257,22 +272,38 @@ def _submit_and_wait(
         return client.wait(task_id, on_update=on_update, timeout=args.timeout, poll=poll)
 
 
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def file_stem(task_id: str) -> str:
+    """A file name made from a task id the server chose: only ``A-Za-z0-9_.-``, no leading
+    dot, at most 100 characters (``../x`` becomes ``_x``)."""
+    stem = _UNSAFE_NAME.sub("_", task_id).lstrip(".")[:100]
+    return stem or "task"
+
+
 def download(task: Task, directory: Path, *, trust_env: bool = True) -> list[Path]:
     """Save every output of ``task`` into ``directory`` as ``<task id>-<n><ext>``.
 
-    Output URLs are public (as the API's CDN links are): no ``Authorization`` header is sent,
-    so the key never travels to another host.
+    The task id comes from the server, so it is reduced to safe characters (:func:`file_stem`)
+    and every path is checked to resolve inside ``directory``. Output URLs are public (as the
+    API's CDN links are): no ``Authorization`` header is sent, so the key never travels to
+    another host.
     """
     import httpx
 
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        root = directory.resolve()
+        stem = file_stem(task.task_id)
         saved: list[Path] = []
         with httpx.Client(timeout=60.0, follow_redirects=True, trust_env=trust_env) as http:
             for number, url in enumerate(task.outputs, start=1):
                 response = http.get(url)
                 response.raise_for_status()
-                path = directory / f"{task.task_id}-{number}{_extension(url, response)}"
+                path = directory / f"{stem}-{number}{_extension(url, response)}"
+                if path.resolve().parent != root:  # a symlink planted in the folder, say
+                    raise CommandError(f"refusing to write {path}: it leads outside {directory}")
                 path.write_bytes(response.content)
                 saved.append(path)
         return saved
@@ -307,12 +338,16 @@ def add_sandbox_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         description=(
             "Run a local server that speaks the Siray image API and returns placeholder images. "
             "Point the client at it with SIRAY_BASE_URL. Fault options make it misbehave on "
-            "purpose, for teaching and testing error handling."
+            "purpose, for teaching and testing error handling. "
+            f"Environment: {SANDBOX_KEY_ENV}=KEY makes the server accept only that bearer key "
+            "(the preferred way to set one: unlike --api-key it is not in the process list)."
         ),
     )
     net = parser.add_argument_group("network")
     net.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    net.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any free)")
+    net.add_argument(
+        "--port", type=port_number, default=8765, help="port (default 8765; 0 = any free)"
+    )
     net.add_argument(
         "--allow-remote",
         action="store_true",
@@ -321,7 +356,11 @@ def add_sandbox_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     net.add_argument(
         "--api-key",
         metavar="KEY",
-        help="accept only this bearer key (default: any non-empty key)",
+        help=(
+            "accept only this bearer key (default: any non-empty key). Command-line arguments "
+            "are visible to other users of this machine (ps, /proc); prefer setting "
+            f"{SANDBOX_KEY_ENV}"
+        ),
     )
     gen = parser.add_argument_group("generation and faults")
     gen.add_argument(
@@ -356,13 +395,20 @@ def add_sandbox_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
 def run_sandbox(args: argparse.Namespace) -> int:
     from . import sandbox
 
+    api_key: str | None = args.api_key
+    key_hint = "sandbox"
+    if api_key is not None:
+        key_hint = "<the key given with --api-key>"
+    elif os.environ.get(SANDBOX_KEY_ENV, "").strip():
+        api_key = os.environ[SANDBOX_KEY_ENV].strip()
+        key_hint = f'"${SANDBOX_KEY_ENV}"'
     config: dict[str, Any] = {
         "duration": args.duration,
         "latency": args.latency,
         "retry_after": args.retry_after,
         "stall_at": args.stall_at,
         "seed": args.seed,
-        "api_key": args.api_key,
+        "api_key": api_key,
         "allow_remote": args.allow_remote,
     }
     for dest in (
@@ -376,13 +422,12 @@ def run_sandbox(args: argparse.Namespace) -> int:
             config[dest] = getattr(args, dest)
     try:
         handle = sandbox.start(host=args.host, port=args.port, **config)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
     except OSError as exc:
         raise CommandError(
             f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
         ) from None
-    key_hint = "sandbox" if args.api_key is None else "<the key given with --api-key>"
     lines = [
         f"Siray sandbox on {handle.base_url}: placeholder images, no real key needed.",
         "Point the client at it:",
@@ -411,4 +456,8 @@ def run_sandbox(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m siray_widgets.cli``: run the package's copy of this module, whose
+    # CommandError is the one the subcommands (imported from the package) raise.
+    from siray_widgets.cli import main as package_main
+
+    sys.exit(package_main())

@@ -8,11 +8,21 @@ Every failure becomes one of the typed errors of :mod:`siray_widgets.errors`. Re
 stamina (exponential backoff with jitter, capped attempts and total time, ``Retry-After``
 honoured) and only where a retry is safe: a status query is read-only, but a create request
 is retried only where no second task can result.
+
+Retries are logged by stamina, as a WARNING ``stamina.retry_scheduled`` on the ``stamina``
+logger. A program that configured logging (``logging.basicConfig()``, or any handler on
+``stamina`` or the root logger) receives those records from this package as usual. A program
+that configured nothing would see them printed to stderr by logging's last-resort handler, in
+the middle of a script's or a notebook's output; the records of *this package's* retries are
+dropped in that case only (a filter on the ``stamina`` logger that looks at a context variable
+set during our requests). stamina's global hooks are left alone, so the program's own use of
+stamina logs exactly as before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import json
 import logging
@@ -39,6 +49,7 @@ from .errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
+    ConfigurationError,
     ForbiddenError,
     NotFoundError,
     PaymentRequiredError,
@@ -71,6 +82,32 @@ OnUpdate = Callable[[Task], object]
 DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
 
 _TASK_PREFIX: Final = TASK_PATH.split("{", 1)[0]
+
+
+# --- quiet retries -----------------------------------------------------------------------
+
+#: True while this package retries a request (set in the task that runs the retry loop).
+_retrying: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "siray_widgets_retrying", default=False
+)
+
+
+class _QuietRetries(logging.Filter):
+    """Drop stamina's retry records from our requests when no handler would receive them.
+
+    Without any handler on the ``stamina`` logger or its ancestors, logging hands a WARNING
+    to its last-resort handler, which prints it to stderr. Records from other code's stamina
+    retries, and ours when the program set up logging, pass unchanged.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not _retrying.get():
+            return True
+        return logging.getLogger(record.name).hasHandlers()
+
+
+_QUIET_RETRIES: Final = _QuietRetries()
+logging.getLogger("stamina").addFilter(_QUIET_RETRIES)
 
 
 # --- schedules and policies --------------------------------------------------------------
@@ -229,9 +266,13 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 
 def _error_details(
-    response: httpx.Response,
+    response: httpx.Response, secret: Secret | None = None
 ) -> tuple[str, str | None, str | None, str | None]:
-    """(message, type, code, param) from an error body: OpenAI-style JSON, plain text or HTML."""
+    """(message, type, code, param) from an error body: OpenAI-style JSON, plain text or HTML.
+
+    The message has the key masked (see :func:`_redact`) before it is shortened, so that a
+    cut cannot leave half of an echoed key.
+    """
     content = response.content
     message: str | None = None
     error_type = code = param = None
@@ -239,7 +280,7 @@ def _error_details(
         body = json.loads(content) if content else None
     except ValueError:
         body = None
-        message = _excerpt(content.decode("utf-8", "replace"))
+        message = _excerpt(_redact(content.decode("utf-8", "replace"), secret))
     if isinstance(body, dict):
         error = body.get("error")
         detail = body.get("detail")
@@ -262,9 +303,9 @@ def _error_details(
             message = _text(body.get("message"))
             code = code or _text(body.get("code"))
     elif body is not None and message is None:
-        message = _excerpt(json.dumps(body))
+        message = _excerpt(_redact(json.dumps(body), secret))
     if message:
-        message = _excerpt(message)
+        message = _excerpt(_redact(message, secret))
     return (message or response.reason_phrase or "no error message", error_type, code, param)
 
 
@@ -275,11 +316,30 @@ def _text(value: Any) -> str | None:
 
 
 def _redact(text: str, secret: Secret | None) -> str:
-    """Some servers echo the key they rejected; it must not reach an exception message."""
-    if secret is not None:
-        key = secret.reveal()
-        if key and key in text:
-            text = text.replace(key, "***")
+    """``text`` with the key masked, as written and in its escaped forms.
+
+    Some servers echo the key they rejected, and the HTTP library quotes an illegal header
+    value as ``b'Bearer ...'`` (escaped like a Python bytes literal); neither form may reach
+    an exception message. Keys with characters that need escaping are refused by
+    :func:`~siray_widgets.config.resolve`, so the escaped forms are defence in depth.
+    """
+    if secret is None:
+        return text
+    key = secret.reveal()
+    if not key:
+        return text
+    forms = {
+        key,
+        repr(key)[1:-1],
+        key.encode("unicode_escape").decode("ascii"),
+        repr(key.encode("utf-8"))[2:-1],
+        json.dumps(key)[1:-1],
+        json.dumps(key, ensure_ascii=False)[1:-1],
+        quote(key, safe=""),
+    }
+    for form in sorted(forms, key=len, reverse=True):
+        if form:
+            text = text.replace(form, "***")
     return text
 
 
@@ -307,13 +367,13 @@ class AsyncSirayClient:
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        settings = resolve(api_key, base_url)
-        scheme = settings.base_url.partition("://")[0].lower()
-        if scheme not in ("http", "https"):
-            raise ValueError(
-                f"base URL {settings.base_url!r} must start with https:// (or http:// for a "
-                "local server)"
-            )
+        settings = resolve(api_key, base_url)  # checks the key and the base URL
+        try:
+            httpx.URL(settings.base_url + CREATE_PATH)
+        except httpx.InvalidURL as exc:  # what urlsplit lets through and httpx does not
+            raise ConfigurationError(
+                f"base URL {settings.base_url!r} is not a valid URL ({exc})"
+            ) from None
         self._settings: Settings = settings
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self.poll: PollSchedule = poll or (
@@ -457,7 +517,7 @@ class AsyncSirayClient:
         deadline = loop.time() + timeout
         try:
             return await asyncio.wait_for(polling, timeout)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not the builtin TimeoutError on Python 3.10
             # Only our own deadline becomes a WaitTimeoutError; a TimeoutError raised by
             # the on_update callback passes through unchanged.
             if loop.time() < deadline:
@@ -529,21 +589,26 @@ class AsyncSirayClient:
             if policy.attempts < 2 or hook(exc) is False:
                 raise
             first: SirayError | None = exc
-        async for attempt in stamina.retry_context(
-            on=hook,
-            attempts=policy.attempts,
-            timeout=policy.timeout,
-            wait_initial=policy.wait_initial,
-            wait_max=policy.wait_max,
-            wait_jitter=policy.wait_jitter,
-        ):
-            with attempt:
-                if first is not None:
-                    # Hand stamina the first attempt's failure, so that it computes the first
-                    # backoff (or honours Retry-After) and counts the attempt.
-                    replay, first = first, None
-                    raise replay
-                return await self._send(method, url, content)
+        # Marks stamina's retry log records as ours (see _QuietRetries).
+        token = _retrying.set(True)
+        try:
+            async for attempt in stamina.retry_context(
+                on=hook,
+                attempts=policy.attempts,
+                timeout=policy.timeout,
+                wait_initial=policy.wait_initial,
+                wait_max=policy.wait_max,
+                wait_jitter=policy.wait_jitter,
+            ):
+                with attempt:
+                    if first is not None:
+                        # Hand stamina the first attempt's failure, so that it computes the
+                        # first backoff (or honours Retry-After) and counts the attempt.
+                        replay, first = first, None
+                        raise replay
+                    return await self._send(method, url, content)
+        finally:
+            _retrying.reset(token)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _send(self, method: str, url: str, content: bytes | None) -> dict[str, Any]:
@@ -557,19 +622,25 @@ class AsyncSirayClient:
                     method, url, content=content, headers={"Content-Type": "application/json"}
                 )
         except httpx.TransportError as exc:
-            raise _transport_error(exc, method, url) from None
+            raise _transport_error(exc, method, url, self._key) from None
         except httpx.DecodingError:
             raise UnexpectedResponseError(
                 "the response body could not be decoded", status_code=None
             ) from None
+        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+            # Anything else httpx or the socket layer raises: still no HTTP answer.
+            detail = _excerpt(_redact(str(exc), self._key)) or "no details"
+            raise TransportError(
+                f"{method} {url}: {type(exc).__name__} ({detail})", sent=None
+            ) from None
         status = response.status_code
         if 200 <= status < 300:
             try:
-                body = json.loads(response.content)
+                body = json.loads(response.content, parse_constant=_reject_constant)
             except ValueError:
+                text = _excerpt(_redact(response.text, self._key))
                 raise UnexpectedResponseError(
-                    f"the response is not JSON: {_excerpt(response.text) or '(empty body)'}",
-                    status_code=status,
+                    f"the response is not JSON: {text or '(empty body)'}", status_code=status
                 ) from None
             if not isinstance(body, dict):
                 raise UnexpectedResponseError(
@@ -578,10 +649,12 @@ class AsyncSirayClient:
             code = body.get("code")
             if code != "success":
                 message = _text(body.get("message")) or "no message"
+                code_text = _text(code)
                 raise UnexpectedResponseError(
-                    _redact(f"the API answered code {code!r}: {_excerpt(message)}", self._key),
+                    f"the API answered code {_redact(repr(code), self._key)}: "
+                    f"{_excerpt(_redact(message, self._key))}",
                     status_code=status,
-                    code=_text(code),
+                    code=None if code_text is None else _redact(code_text, self._key),
                 )
             return body
         raise self._status_error(response)
@@ -592,8 +665,9 @@ class AsyncSirayClient:
 
     def _status_error(self, response: httpx.Response) -> APIError:
         status = response.status_code
-        message, error_type, code, param = _error_details(response)
-        message = _redact(message, self._key)
+        message, *fields = _error_details(response, self._key)
+        # The server's type, code and param end up in the error's attributes: mask them too.
+        error_type, code, param = (None if f is None else _redact(f, self._key) for f in fields)
         common: dict[str, Any] = {"status_code": status, "error_type": error_type, "code": code}
         if status in (400, 422):
             return BadRequestError(message, field=param, **common)
@@ -619,24 +693,36 @@ class AsyncSirayClient:
         return APIError(message, **common)
 
 
-def _transport_error(exc: httpx.TransportError, method: str, url: str) -> TransportError:
-    """Map an httpx failure, recording whether the request can have reached the server."""
+def _reject_constant(name: str) -> float:
+    """``json.loads`` hook: NaN and Infinity are not JSON, and no API field may hold one."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _transport_error(
+    exc: httpx.TransportError, method: str, url: str, secret: Secret | None = None
+) -> TransportError:
+    """Map an httpx failure, recording whether the request can have reached the server.
+
+    httpx's text can quote the request's headers (``Illegal header value b'Bearer ...'``),
+    so it is redacted before it is shortened (shortening first could cut the key in half).
+    """
     target = f"{method} {url}"
+    detail = _excerpt(_redact(str(exc), secret))
     if isinstance(exc, httpx.ConnectTimeout):
         return TransportError(f"{target}: timed out while connecting", sent=False)
     if isinstance(exc, httpx.ConnectError):
-        return TransportError(f"{target}: could not connect ({_excerpt(str(exc))})", sent=False)
+        return TransportError(f"{target}: could not connect ({detail})", sent=False)
     if isinstance(exc, httpx.PoolTimeout):
         return TransportError(f"{target}: no free connection in the pool", sent=False)
     if isinstance(exc, httpx.ReadTimeout):
         return TransportError(f"{target}: timed out waiting for the answer", sent=True)
     if isinstance(exc, (httpx.ReadError, httpx.RemoteProtocolError)):
         return TransportError(
-            f"{target}: the connection broke before the answer ({_excerpt(str(exc))})",
-            sent=True,
+            f"{target}: the connection broke before the answer ({detail})", sent=True
         )
-    # Write errors and proxy failures: part of the request may have gone out.
-    return TransportError(f"{target}: {type(exc).__name__} ({_excerpt(str(exc))})", sent=None)
+    # Write errors, proxy failures and headers h11 refuses: part of the request may have
+    # gone out.
+    return TransportError(f"{target}: {type(exc).__name__} ({detail})", sent=None)
 
 
 def _build_request(request: ImageRequest | None, fields: dict[str, Any]) -> ImageRequest:

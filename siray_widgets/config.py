@@ -8,18 +8,36 @@ Resolution, first match wins:
 
 A base URL without a key sends no ``Authorization`` header: the server answers 401 and the
 user gets an :class:`~siray_widgets.errors.AuthenticationError` saying to set ``SIRAY_API_KEY``.
+
+Both are checked here, before anything is sent, and refused with a
+:class:`~siray_widgets.errors.ConfigurationError` (a ``ValueError``):
+
+- a key must be printable ASCII without whitespace (surrounding blanks are stripped): a key
+  pasted with a line break, a control character or a typographic quote cannot travel in an
+  HTTP header, and the HTTP library would echo it in its error;
+- a base URL needs an ``http``/``https`` scheme, a host and a port in 1..65535;
+- a key is sent over plain ``http://`` only to this machine (``localhost``, ``127.0.0.0/8``,
+  ``::1``); elsewhere it would cross the network unencrypted. The one exception is the
+  sandbox's open key (``"sandbox"``), which is public by design, so that a workshop can use a
+  sandbox on the LAN.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError
 
 DEFAULT_BASE_URL: Final = "https://api.siray.ai"
 API_KEY_ENV: Final = "SIRAY_API_KEY"
 BASE_URL_ENV: Final = "SIRAY_BASE_URL"
+#: The key a sandbox accepts when started without one; public by design, so not a secret.
+SANDBOX_OPEN_KEY: Final = "sandbox"
 
 KeySource = Literal["argument", "environment", "sandbox", "none"]
 
@@ -88,25 +106,110 @@ def _clean(value: str | None) -> str | None:
     return value or None
 
 
+_KEY_WHERE: Final = {"argument": "passed as api_key", "environment": f"in {API_KEY_ENV}"}
+
+
+def check_key(
+    key: str, where: str = "", hint: str = "copy it again from the Siray dashboard"
+) -> None:
+    """Raise :class:`ConfigurationError` unless ``key`` is printable ASCII without whitespace.
+
+    The message names the kind of character at fault and ``where`` the key came from; it
+    never shows the key.
+    """
+    for char in key:
+        if "!" <= char <= "~":
+            continue
+        if char in "\r\n":
+            kind = "a line break"
+        elif char.isspace():
+            kind = "whitespace"
+        elif not char.isprintable():
+            kind = "a control character"
+        else:
+            kind = "a non-ASCII character (a typographic quote or dash, say)"
+        place = f" {where}" if where else ""
+        raise ConfigurationError(
+            f"the API key{place} contains {kind}; a key is printable ASCII with no whitespace "
+            f"or control characters — {hint}"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an IP address, without brackets) is this machine."""
+    host = host.lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str, *, with_key: bool) -> None:
+    """Raise :class:`ConfigurationError` for a base URL that cannot work or would leak the key.
+
+    It needs an ``http``/``https`` scheme, a host and a port in 1..65535; with a key, plain
+    ``http://`` is accepted only for a loopback host (see the module docstring).
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        port = parts.port
+    except ValueError as exc:  # "Invalid IPv6 URL", a port that is not a number or too big
+        raise ConfigurationError(
+            f"base URL {url!r} is not a valid URL ({exc}); write it like https://api.siray.ai"
+        ) from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise ConfigurationError(
+            f"base URL {url!r} must start with https:// (or http:// for a local server)"
+        )
+    if not host:
+        raise ConfigurationError(
+            f"base URL {url!r} has no host name; write it like https://api.siray.ai"
+        )
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigurationError(f"base URL {url!r} has port {port}, not one of 1..65535")
+    if with_key and scheme == "http" and not is_loopback(host):
+        shown = f"[{host}]" if ":" in host else host
+        raise ConfigurationError(
+            f"refusing to send the API key unencrypted over http:// to {shown}; use "
+            f"https://{shown} (plain http:// is only for a server on this machine: localhost, "
+            "127.0.0.1 or ::1)"
+        )
+
+
 def resolve(
     api_key: str | Secret | None = None,
     base_url: str | None = None,
     *,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Resolve key and base URL (see the module docstring); may start the sandbox."""
+    """Resolve key and base URL (see the module docstring); may start the sandbox.
+
+    Raises :class:`~siray_widgets.errors.ConfigurationError` (a ``ValueError``) for a key or
+    base URL that cannot work, before anything is sent.
+    """
     env = os.environ if environ is None else environ
 
     key: Secret | None
     source: KeySource
     if isinstance(api_key, Secret):
-        key, source = (api_key, "argument") if _clean(api_key.reveal()) else (None, "none")
+        text = _clean(api_key.reveal())
+        if text is None:
+            key, source = None, "none"
+        else:
+            key = api_key if text == api_key.reveal() else Secret(text)
+            source = "argument"
     elif (text := _clean(api_key)) is not None:
         key, source = Secret(text), "argument"
     elif (text := _clean(env.get(API_KEY_ENV))) is not None:
         key, source = Secret(text), "environment"
     else:
         key, source = None, "none"
+    if key is not None:
+        check_key(key.reveal(), _KEY_WHERE.get(source, ""))
 
     url = _clean(base_url) or _clean(env.get(BASE_URL_ENV))
     if key is None and url is None:
@@ -120,8 +223,10 @@ def resolve(
             key_source="sandbox",
             sandbox=True,
         )
+    url = url or DEFAULT_BASE_URL
+    check_base_url(url, with_key=key is not None and key.reveal() != SANDBOX_OPEN_KEY)
     return Settings(
-        base_url=(url or DEFAULT_BASE_URL).rstrip("/"),
+        base_url=url.rstrip("/"),
         api_key=key,
         key_source=source,
         sandbox=False,

@@ -35,6 +35,13 @@ class SuffixError(SirayError, ValueError):
         super().__init__(f"{flag}: {problem}")
 
 
+class ConfigurationError(SirayError, ValueError):
+    """An API key or base URL that cannot work, found before any request is sent.
+
+    The message says what is wrong and never repeats the key.
+    """
+
+
 # --- HTTP answers ------------------------------------------------------------------------
 
 

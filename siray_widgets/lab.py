@@ -9,6 +9,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from .cli import EXIT_API, CommandError, port_number
+
 QUICKSTART = "quickstart.ipynb"
 
 
@@ -41,13 +43,27 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="folder to work in (default: the checkout's notebooks/, or the current folder, "
         "where quickstart.ipynb is copied if missing)",
     )
-    parser.add_argument("--port", type=int, default=8888, help="JupyterLab's port (default 8888)")
+    parser.add_argument(
+        "--port", type=port_number, default=8888, help="JupyterLab's port (default 8888)"
+    )
     parser.add_argument("--no-browser", action="store_true", help="do not open a web browser")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start JupyterLab in the foreground (replaces this process)."""
+    """Start JupyterLab in the foreground (replaces this process).
+
+    A folder that cannot be made, a missing quickstart or a failed start is one line and
+    exit code 1 (raised as :class:`~siray_widgets.cli.CommandError`).
+    """
+    try:
+        return _run(args)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise CommandError(f"lab: {where}{exc.strerror or exc}", EXIT_API) from None
+
+
+def _run(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("jupyterlab") is None:  # before importing jupyter_server
         print(
             "error: JupyterLab is not installed; run: pip install 'siray-widgets[lab]'",

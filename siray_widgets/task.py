@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ _PERCENT = re.compile(r"^\s*(\d{1,3}(?:\.\d+)?)\s*%?\s*$")
 
 
 def parse_progress(value: Any) -> int:
-    """``"45%"`` -> 45. Also takes numbers; clamps to 0..100."""
+    """``"45%"`` -> 45. Also takes numbers; clamps to 0..100; NaN and infinities are errors."""
     if value is None or value == "":
         return 0
     if isinstance(value, bool):
@@ -46,6 +47,8 @@ def parse_progress(value: Any) -> int:
         if not match:
             raise UnexpectedResponseError(f"progress {value!r} is not a percentage")
         number = float(match.group(1))
+    if not math.isfinite(number):
+        raise UnexpectedResponseError(f"progress {value!r} is not a percentage")
     return max(0, min(100, int(number)))
 
 
@@ -56,7 +59,10 @@ def parse_time(value: Any) -> datetime | None:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise UnexpectedResponseError(f"time {value!r} is not Unix seconds")
     try:
-        return datetime.fromtimestamp(float(value), tz=timezone.utc)
+        seconds = float(value)
+        if not math.isfinite(seconds):
+            raise ValueError(value)
+        return datetime.fromtimestamp(seconds, tz=timezone.utc)
     except (ValueError, OverflowError, OSError):
         raise UnexpectedResponseError(f"time {value!r} is not Unix seconds") from None
 

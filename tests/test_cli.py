@@ -11,9 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fixtures.fault_server import CREATE, FaultServer, Reply, created, task_path, task_reply
 from PIL import Image
 
-from siray_widgets import cli
+from siray_widgets import Task, TaskStatus, cli
 from siray_widgets.sandbox import SandboxHandle
 from siray_widgets.sandbox.images import image_size
 from siray_widgets.schema import FIELDS, MODEL_ID
@@ -106,6 +107,9 @@ def test_generate_downloads_the_images(tmp_path: Path) -> None:
         (["   "], ["prompt"]),
         (["a fox", "--poll", "0"], ["--poll"]),
         (["a fox", "--base-url", "ftp://example.com"], ["https://"]),
+        (["a fox", "--base-url", "http://[::1"], ["http://[::1", "not a valid URL"]),
+        (["a fox", "--base-url", "http://127.0.0.1:99999"], ["99999", "65535"]),
+        (["a fox", "--base-url", "https://"], ["no host name"]),
     ],
     ids=[
         "range",
@@ -116,6 +120,9 @@ def test_generate_downloads_the_images(tmp_path: Path) -> None:
         "blank",
         "poll",
         "url",
+        "url-bracket",
+        "url-port",
+        "url-host",
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], words: list[str]) -> None:
@@ -217,3 +224,92 @@ def test_a_subcommand_is_one_registry_line(
     monkeypatch.setattr(cli, "SUBCOMMANDS", (*cli.SUBCOMMANDS, f"{__name__}:add_parser"))
     assert cli.main(["hello", "--name", "lab"]) == 3
     assert capsys.readouterr().out == "hello lab\n"
+
+
+def test_a_key_over_plain_http_to_another_host_is_refused_in_one_line() -> None:
+    out = run("generate", "a fox", "--base-url", "http://api.example.com", SIRAY_API_KEY=SECRET)
+    message = assert_one_line_error(out, 2)
+    assert out.stderr == message + "\n"
+    assert "api.example.com" in message
+    assert "https://api.example.com" in message
+    assert SECRET not in out.stderr
+    assert out.stdout == ""
+
+
+def test_a_key_with_a_line_break_is_refused_in_one_line_without_the_key() -> None:
+    out = run("generate", "a fox", "--base-url", "http://127.0.0.1:9", SIRAY_API_KEY="sk-AB\nCD")
+    message = assert_one_line_error(out, 2)
+    assert out.stderr == message + "\n"
+    assert "copy it again from the Siray dashboard" in message
+    assert "AB" not in message
+    assert "CD" not in message
+    assert out.stdout == ""
+
+
+def test_a_down_server_is_one_error_line_and_no_retry_noise(refused_url: str) -> None:
+    # stamina logs every retry as a WARNING; with no logging set up, Python's last-resort
+    # handler printed four "stamina.retry_scheduled" lines before the error.
+    out = run("generate", "a fox", SIRAY_BASE_URL=refused_url, SIRAY_API_KEY="k")
+    message = assert_one_line_error(out, 1)
+    assert "could not connect" in message
+    # The line saying where requests go, then the error: nothing else.
+    assert out.stderr.splitlines() == [f"{refused_url} with the key from SIRAY_API_KEY", message]
+
+
+# --- --download with a hostile task id ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("task_id", "stem"),
+    [
+        ("../escaped", "_escaped"),
+        ("..", "task"),
+        ("/etc/passwd", "_etc_passwd"),
+        (".hidden", "hidden"),
+        ("a b/c\\d:e\x00f", "a_b_c_d_e_f"),
+        ("ok-Task_1.2", "ok-Task_1.2"),
+        ("x" * 300, "x" * 100),
+    ],
+)
+def test_file_stem_keeps_only_safe_characters(task_id: str, stem: str) -> None:
+    assert cli.file_stem(task_id) == stem
+
+
+def test_download_keeps_a_hostile_task_id_inside_the_folder(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    png = b"\x89PNG\r\n\x1a\n not really"
+    fault_server.on("POST", CREATE, created("../escaped"))
+    fault_server.on(
+        "GET",
+        task_path("..%2Fescaped"),  # the client quotes the id into one path segment
+        task_reply("../escaped", outputs=[f"{fault_server.url}/img/1.png"]),
+    )
+    fault_server.on("GET", "/img/1.png", Reply(200, png, headers={"Content-Type": "image/png"}))
+    target = tmp_path / "out"
+    out = run(
+        "generate",
+        "a fox",
+        "--download",
+        str(target),
+        SIRAY_BASE_URL=fault_server.url,
+        SIRAY_API_KEY="k",
+    )
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in target.iterdir()) == ["_escaped-1.png"]
+    assert (target / "_escaped-1.png").read_bytes() == png
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing escaped
+
+
+def test_download_refuses_a_symlink_that_leads_out(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    fault_server.on("GET", "/img/1.png", Reply(200, b"png", headers={"Content-Type": "image/png"}))
+    target = tmp_path / "out"
+    target.mkdir()
+    outside = tmp_path / "outside.png"
+    (target / "t1-1.png").symlink_to(outside)
+    task = Task(task_id="t1", status=TaskStatus.SUCCESS, outputs=(f"{fault_server.url}/img/1.png",))
+    with pytest.raises(cli.CommandError, match="leads outside"):
+        cli.download(task, target)
+    assert not outside.exists()

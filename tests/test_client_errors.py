@@ -235,6 +235,9 @@ def test_malformed_create_answers(fault_server: FaultServer, body: Any, match: s
         ({"task_id": "t1", "status": "SUCCESS", "outputs": "url"}, "malformed 'outputs'"),
         ({"task_id": "t1", "status": "IN_PROGRESS", "progress": "lots"}, "not a percentage"),
         ({"task_id": "t2", "status": "QUEUED"}, "answer is about task t2"),
+        ({"task_id": "t1", "status": "IN_PROGRESS", "progress": "nan"}, "not a percentage"),
+        ({"task_id": "t1", "status": "QUEUED", "submit_time": "nan"}, "not Unix seconds"),
+        ({"task_id": "t1", "status": "QUEUED", "submit_time": "-inf"}, "not Unix seconds"),
     ],
 )
 def test_malformed_status_answers(fault_server: FaultServer, data: Any, match: str) -> None:
@@ -242,6 +245,43 @@ def test_malformed_status_answers(fault_server: FaultServer, data: Any, match: s
     with pytest.raises(UnexpectedResponseError, match=match):
         run(fault_server.url, get_t1)
     assert fault_server.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ("NaN", "not JSON"),
+        ("Infinity", "not JSON"),
+        ("-Infinity", "not JSON"),
+        ("1e400", "not a percentage"),  # valid JSON, but infinite as a float
+        ("-1e400", "not a percentage"),
+    ],
+)
+def test_nan_and_infinite_progress_are_unexpected_responses(
+    fault_server: FaultServer, value: str, match: str
+) -> None:
+    # Python's json module reads NaN and Infinity (not JSON) and 1e400 (JSON) as floats;
+    # int(nan) is a ValueError and int(inf) an OverflowError, which escaped the typed errors.
+    text = (
+        '{"code": "success", "message": "", "data": {"task_id": "t1", "status": "IN_PROGRESS", '
+        f'"progress": {value}, "outputs": [], "submit_time": 1}}}}'
+    )
+    fault_server.on("GET", task_path("t1"), Reply(200, text.encode()))
+    with pytest.raises(UnexpectedResponseError, match=match):
+        run(fault_server.url, get_t1)
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "1e400", "-1e400"])
+def test_nan_and_infinite_times_are_unexpected_responses(
+    fault_server: FaultServer, value: str
+) -> None:
+    text = (
+        '{"code": "success", "message": "", "data": {"task_id": "t1", "status": "QUEUED", '
+        f'"progress": "0%", "outputs": [], "submit_time": {value}}}}}'
+    )
+    fault_server.on("GET", task_path("t1"), Reply(200, text.encode()))
+    with pytest.raises(UnexpectedResponseError, match=r"not JSON|not Unix seconds"):
+        run(fault_server.url, get_t1)
 
 
 # --- transport failures ------------------------------------------------------------------
@@ -268,10 +308,37 @@ def test_dropped_connection_is_a_transport_error_maybe_sent(fault_server: FaultS
     assert info.value.sent is True
 
 
+class _Raising(httpx.AsyncBaseTransport):
+    """A transport that fails the way the socket layer or httpx itself can."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(24, "Too many open files"),
+        httpx.TooManyRedirects("too many"),
+        httpx.InvalidURL("bad url"),
+    ],
+    ids=["oserror", "httpx-error", "invalid-url"],
+)
+def test_other_failures_below_http_are_transport_errors(error: Exception) -> None:
+    with pytest.raises(TransportError) as info:
+        run("https://api.example", get_t1, retry=RetryPolicy.never(), transport=_Raising(error))
+    assert type(error).__name__ in str(info.value)
+    assert info.value.sent is None
+    assert info.value.__cause__ is None
+
+
 def test_unknown_host_is_a_transport_error() -> None:
     # ".invalid" never resolves (RFC 2606): a DNS failure, reported as a refused connection.
     with pytest.raises(TransportError, match="could not connect") as info:
-        run("http://siray.invalid", get_t1, retry=RetryPolicy.never())
+        run("https://siray.invalid", get_t1, retry=RetryPolicy.never())
     assert info.value.sent is False
 
 

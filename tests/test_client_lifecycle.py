@@ -258,6 +258,36 @@ def test_wait_timeout_while_a_request_hangs(fault_server: FaultServer) -> None:
         asyncio.run(main())
 
 
+class _Py310TimeoutError(Exception):
+    """What ``asyncio.wait_for`` raises on Python 3.10: not the builtin TimeoutError."""
+
+
+def test_wait_timeout_with_python_310_asyncio_timeout_error(
+    fault_server: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On 3.10, asyncio.TimeoutError is its own class, and `except TimeoutError` let the
+    # deadline escape as a bare asyncio.TimeoutError. This stands the 3.10 class in for it
+    # (the suite also runs under a real 3.10; see the report of that run).
+    fault_server.always("GET", task_path("t1"), task_reply("t1", "QUEUED"))
+    real_wait_for, real_timeout_error = asyncio.wait_for, asyncio.TimeoutError
+
+    async def wait_for_310(awaitable: object, timeout: float) -> object:
+        try:
+            return await real_wait_for(awaitable, timeout)  # type: ignore[arg-type]
+        except real_timeout_error:
+            raise _Py310TimeoutError from None
+
+    monkeypatch.setattr(asyncio, "TimeoutError", _Py310TimeoutError)
+    monkeypatch.setattr(asyncio, "wait_for", wait_for_310)
+
+    async def main() -> Task:
+        async with client_for(fault_server) as client:
+            return await client.wait("t1", timeout=0.1)
+
+    with pytest.raises(WaitTimeoutError, match="last status: QUEUED"):
+        asyncio.run(main())
+
+
 def test_timeout_error_from_callback_is_not_a_wait_timeout(fault_server: FaultServer) -> None:
     fault_server.always("GET", task_path("t1"), task_reply("t1", "QUEUED"))
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import traceback
+import urllib.parse
 
 import pytest
 from fixtures.fault_server import (
@@ -20,8 +23,15 @@ from fixtures.fault_server import (
     tiny_poll,
 )
 
-from siray_widgets.client import AsyncSirayClient, RetryPolicy, SirayClient
-from siray_widgets.errors import AuthenticationError, SirayError, UnexpectedResponseError
+from siray_widgets.client import AsyncSirayClient, RetryPolicy, SirayClient, _redact
+from siray_widgets.config import Secret
+from siray_widgets.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    SirayError,
+    TransportError,
+    UnexpectedResponseError,
+)
 
 LOGGERS = ("", "siray_widgets", "httpx", "httpcore", "stamina", "asyncio")
 
@@ -116,3 +126,93 @@ def test_sync_facade_errors_hide_the_key(refused_url: str) -> None:
     ):
         client.get_task("t1")
     assert TEST_KEY not in error_texts(info.value)
+
+
+# --- keys that cannot travel in a header -----------------------------------------------------
+
+PASTED_KEYS = [
+    "my key:\nsk-SECRET-123",
+    "sk-SECRET-\x01456",
+    "sk-SECRET-789\u2019",
+    "sk-\x00SECRET",
+]
+
+
+@pytest.mark.parametrize("key", PASTED_KEYS, ids=["newline", "control", "non-ascii", "nul"])
+def test_a_mangled_key_is_refused_before_sending_and_never_shown(
+    fault_server: FaultServer, key: str
+) -> None:
+    # Before the check, httpx refused the header with "Illegal header value b'Bearer ...'"
+    # (the key, escaped) and that text became the error; a non-ASCII key raised a
+    # UnicodeEncodeError traceback.
+    with pytest.raises(ConfigurationError) as info:
+        SirayClient(key, fault_server.url).submit(prompt="x")
+    assert "copy it again from the Siray dashboard" in str(info.value)
+    assert "SECRET" not in error_texts(info.value)
+    assert fault_server.seen == []
+
+
+def test_transport_errors_are_redacted_even_for_a_key_that_slipped_through(
+    fault_server: FaultServer,
+) -> None:
+    # Defence in depth: force a key resolve() would refuse past it, so that httpx itself
+    # rejects the header and quotes it, escaped, in its error text.
+    key = "sk-SECRET-123\nPART2-SECRET"
+    client = AsyncSirayClient(TEST_KEY, fault_server.url, retry=RetryPolicy.never())
+    client._settings = dataclasses.replace(client._settings, api_key=Secret(key))
+
+    async def main() -> None:
+        async with client:
+            await client.get_task("t1")
+
+    with pytest.raises(TransportError) as info:
+        asyncio.run(main())
+    text = error_texts(info.value)
+    assert "Illegal header value" in text  # not vacuous: httpx did quote the header
+    assert "***" in text
+    assert "SECRET" not in text
+    assert fault_server.seen == []
+
+
+def test_redact_masks_the_key_in_its_escaped_forms() -> None:
+    key = "sk-SECRET-\u2019\x01\nx"
+    secret = Secret(key)
+    for form in (
+        key,
+        repr(key)[1:-1],
+        repr(key.encode("utf-8"))[2:-1],  # how h11 quotes a header value
+        key.encode("unicode_escape").decode("ascii"),
+        json.dumps(key)[1:-1],
+        urllib.parse.quote(key, safe=""),
+    ):
+        assert _redact(f"before {form} after", secret) == "before *** after", form
+    assert _redact("nothing here", secret) == "nothing here"
+    assert _redact(f"plain {key}", None) == f"plain {key}"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        # The key straddles the 200-character cut of a long error message.
+        error_reply(401, "x" * 170 + f" rejected key {TEST_KEY} " + "y" * 100),
+        Reply(401, "z" * 165 + f" Authorization: Bearer {TEST_KEY}\n" + "w" * 100),
+        Reply(200, "<html><body>" + "v" * 180 + f" your key {TEST_KEY} </body></html>"),
+        Reply(200, {"code": TEST_KEY, "message": "q" * 190 + TEST_KEY}),
+        error_reply(403, "denied", type=TEST_KEY, code=TEST_KEY, param=TEST_KEY),
+    ],
+    ids=["json-message", "plain-text", "non-json-200", "code-200", "type-code-param"],
+)
+def test_an_echoed_key_is_masked_before_the_message_is_shortened(
+    fault_server: FaultServer, reply: Reply
+) -> None:
+    fault_server.on("GET", task_path("t1"), reply)
+
+    async def main() -> None:
+        async with AsyncSirayClient(TEST_KEY, fault_server.url, retry=RetryPolicy.never()) as c:
+            await c.get_task("t1")
+
+    with pytest.raises(SirayError) as info:
+        asyncio.run(main())
+    text = error_texts(info.value)
+    for start in range(0, len(TEST_KEY) - 8):
+        assert TEST_KEY[start : start + 9] not in text  # no piece of it, cut or whole

@@ -82,3 +82,44 @@ def test_lab_serves_the_quickstart_from_a_fresh_folder(tmp_path: Path) -> None:
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def _lab(*args: str, code: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``siray-widgets lab ...`` in a subprocess; ``code`` runs first (to break something)."""
+    prelude = code or ""
+    script = f"import sys\n{prelude}\nfrom siray_widgets.cli import main\nsys.exit(main())"
+    return subprocess.run(
+        [sys.executable, "-c", script, "lab", "--no-browser", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_lab_reports_a_folder_it_cannot_make_in_one_line() -> None:
+    out = _lab("--dir", "/proc/nope")
+    assert out.returncode == 1, out.stderr
+    assert out.stderr == "siray-widgets: error: lab: /proc/nope: No such file or directory\n"
+    assert out.stdout == ""
+
+
+def test_lab_reports_a_missing_quickstart_in_one_line(tmp_path: Path) -> None:
+    # An installation without the notebook (a broken wheel, say).
+    out = _lab(
+        "--dir",
+        str(tmp_path),
+        code="import siray_widgets.lab as lab\nlab.QUICKSTART = 'gone.ipynb'",
+    )
+    assert out.returncode == 1, out.stderr
+    assert out.stderr == (
+        "siray-widgets: error: lab: gone.ipynb is not in this installation of siray-widgets\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_lab_refuses_a_bad_port_in_one_line(tmp_path: Path) -> None:
+    out = _lab("--dir", str(tmp_path), "--port", "99999")
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.count("\n") == 1
+    assert "invalid port 99999" in out.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -277,3 +277,65 @@ def test_shell_reports_a_busy_port_in_one_line(sandbox: SandboxHandle) -> None:
     assert out.returncode == 1
     assert out.stderr.count("\n") == 1
     assert f"cannot listen on 127.0.0.1:{sandbox.port}" in out.stderr
+
+
+def test_the_shell_takes_the_key_from_siray_sandbox_key() -> None:
+    # --api-key puts the key in the process list; the environment variable does not.
+    key = "sk-sandbox-only-7781"
+    port = free_port()
+    with subprocess.Popen(
+        [CLI, "sandbox", "--port", str(port), "--duration", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(SIRAY_SANDBOX_KEY=key),
+    ) as proc:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(4)]
+        assert '  export SIRAY_API_KEY="$SIRAY_SANDBOX_KEY"\n' in lines
+        url = f"http://127.0.0.1:{port}{CREATE_PATH}"
+        wrong = httpx.post(url, json=BODY, headers={"Authorization": "Bearer sandbox"})
+        right = httpx.post(url, json=BODY, headers={"Authorization": f"Bearer {key}"})
+        proc.send_signal(signal.SIGTERM)
+        rest, err = proc.communicate(timeout=30)
+    assert (wrong.status_code, right.status_code) == (401, 200)
+    assert proc.returncode == 0
+    assert key not in "".join(lines) + rest + err
+
+
+def test_the_shell_help_explains_where_the_key_goes() -> None:
+    out = subprocess.run(
+        [CLI, "sandbox", "--help"], capture_output=True, text=True, timeout=60, env=clean_env()
+    )
+    assert out.returncode == 0
+    text = " ".join(out.stdout.split())
+    assert "SIRAY_SANDBOX_KEY" in text
+    assert "visible to other users of this machine" in text
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_the_shell_refuses_a_bad_port_in_one_line(port: str) -> None:
+    out = subprocess.run(
+        [CLI, "sandbox", "--port", port],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+    )
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.count("\n") == 1
+    assert "Traceback" not in out.stderr
+    assert "--port" in out.stderr
+
+
+@pytest.mark.parametrize("port", [65536, -1, True, "8765"])
+def test_start_refuses_a_bad_port(port: object) -> None:
+    with pytest.raises(ValueError, match=r"0\.\.65535"):
+        start(port=port)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("key", ["two words", "line\nbreak", "caf\u00e9"])
+def test_a_sandbox_key_no_client_could_send_is_refused(key: str) -> None:
+    with pytest.raises(ValueError, match="given to the sandbox") as info:
+        start(api_key=key)
+    assert key not in str(info.value)

@@ -94,8 +94,11 @@ def start(*, host: str = "127.0.0.1", port: int = 0, **config: Any) -> SandboxHa
     ``duration``, ``latency``, ``rate_limit_share``, ``retry_after``, ``server_error_share``,
     ``failure_share``, ``stall_at``, ``stall_share``, ``malformed_share``, ``seed``,
     ``api_key`` (None accepts any non-empty bearer key), ``allow_remote`` and the bounds.
-    Hosts other than loopback need ``allow_remote=True``.
+    Hosts other than loopback need ``allow_remote=True``. A port outside 0..65535 is a
+    ``ValueError``; a port in use is an ``OSError``.
     """
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port={port!r} must be an integer 0..65535 (0 picks a free port)")
     settings = SandboxSettings.from_config(config)
     check_host(host, settings.allow_remote)
     from .app import create_app

@@ -1,12 +1,15 @@
 """Placeholder images drawn with Pillow, in which every parameter visibly matters.
 
 - ``aspect_ratio`` sets the shape and ``quality`` the pixel count (area grows with it);
-- the seed and the prompt fix the composition, so the same request gives the same pixels;
+- the seed and the prompt fix the composition, so the same request gives the same pixels
+  (a fixed ``seed``; ``-1`` draws a random one per task). The PNG files are not byte-equal
+  across tasks: their metadata carries each task's id;
 - ``chaos`` spreads the four images of a task apart (colours and positions);
 - ``stylize`` raises colour saturation; ``raw`` flattens colour and contrast;
 - ``weird`` adds inverted glitch bands, more of them the higher it is;
 - ``tile`` draws on a torus, so opposite edges continue each other;
-- the prompt is written small in a corner; PNG text chunks carry the request and task id.
+- the prompt is written small in a corner; PNG text chunks carry the request, the seed and
+  the task id.
 
 Everything is drawn on a padded canvas and cropped, so blurring and wrapping behave the same
 at the edges as inside.
@@ -198,7 +201,12 @@ def _write_labels(image: Image.Image, prompt: str, index: int) -> None:
 
 
 def png_bytes(request: ImageRequest, *, task_id: str, image_seed: int, index: int) -> bytes:
-    """Image ``index`` (0..3) as PNG, with the request and task id in tEXt chunks."""
+    """Image ``index`` (0..3) as PNG, with the request and task id in tEXt chunks.
+
+    The same request, seed and index give the same pixels; two tasks' files still differ in
+    their bytes, because the ``task_id`` chunk differs. The same task's image is byte-equal
+    on every download.
+    """
     image = render(request, image_seed=image_seed, index=index)
     info = PngInfo()
     info.add_text("task_id", task_id)
@@ -208,7 +216,8 @@ def png_bytes(request: ImageRequest, *, task_id: str, image_seed: int, index: in
     info.add_text("image", f"{index + 1}/4")
     info.add_text("Software", "siray-widgets sandbox (placeholder image)")
     buffer = io.BytesIO()
-    # Level 1: fast to write, the bytes still deterministic; these images are throwaway.
+    # Level 1: fast to write, and the same input still gives the same bytes; these images
+    # are throwaway.
     image.save(buffer, "PNG", pnginfo=info, compress_level=1)
     return buffer.getvalue()
 

@@ -13,10 +13,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..config import SANDBOX_OPEN_KEY, check_key
+
 #: Seconds from submit to SUCCESS for a sandbox a human watches (the widget, the CLI).
 DEFAULT_DURATION = 3.0
-#: The bearer key the sandbox hands out when any key is accepted (it is not a secret).
-OPEN_KEY = "sandbox"
+#: The bearer key the sandbox hands out when any key is accepted (it is not a secret, so the
+#: client sends it over plain http:// to a sandbox on another machine too).
+OPEN_KEY = SANDBOX_OPEN_KEY
 
 _SHARES = (
     "rate_limit_share",
@@ -94,6 +97,9 @@ class SandboxSettings:
         ):
             # The value itself is never shown: it may be a real key typed by mistake.
             raise ValueError("api_key must be a non-empty string or None")
+        if self.api_key is not None:
+            # A key no client can send in a header would lock every client out.
+            check_key(self.api_key, "given to the sandbox", "choose one without such characters")
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SandboxSettings:
