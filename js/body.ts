@@ -55,11 +55,16 @@ export function isValid(f: Field, value: unknown): boolean {
   return !(f.required && isBlank(value));
 }
 
-/** Only http(s) and data:image URLs are ever put in the page; anything else gives null. */
+/** Raster types only: an SVG, even one the widget made a blob: URL of, can run script once
+ * the download link has handed it over. */
+export const IMAGE_TYPE = /^image\/(png|jpeg|gif|webp)$/i;
+
+/** Only http(s) and raster data:image URLs come from state into the page; anything else
+ * gives null. (blob: URLs are made by the widget itself from bytes the kernel sent.) */
 export function safeUrl(url: unknown): string | null {
   if (typeof url !== "string") return null;
   const text = url.trim();
-  if (/^data:image\//i.test(text)) return text;
+  if (/^data:image\/(png|jpeg|gif|webp)[;,]/i.test(text)) return text;
   try {
     const parsed = new URL(text);
     return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
@@ -67,6 +72,14 @@ export function safeUrl(url: unknown): string | null {
     return null;
   }
 }
+
+/**
+ * Whether the kernel sends this image's bytes (Python's is_local_url: a loopback host, which a
+ * browser on another machine cannot reach). Only the plain spellings, so never a URL Python
+ * would not send: any other stays a normal image.
+ */
+export const isLocalUrl = (url: string): boolean =>
+  /^https?:\/\/(127(\.\d{1,3}){3}|localhost|\[::1\])(:\d+)?\//i.test(url.trim());
 
 /** Lone surrogates cannot be sent as UTF-8; replace them as the browser would on submit. */
 export function wellFormed(text: string): string {

@@ -3,12 +3,14 @@
  *
  * Rules: every control is derived from `schema.fields` (no range, enum, default or label is
  * written here); all user and server text goes in with textContent, never innerHTML; image
- * URLs pass safeUrl(); the request preview is recomputed synchronously in the input handler
- * (same frame) and is byte-equal to Python's `request_json`. The DOM contract (data-field,
- * data-role, data-copy) is documented at the top of siray_widgets/widget.py.
+ * URLs pass safeUrl(), and loopback ones (the sandbox's) are shown from bytes the kernel sends
+ * (a browser on another machine cannot load them); the request preview is recomputed
+ * synchronously in the input handler (same frame) and is byte-equal to Python's `request_json`.
+ * The DOM contract (data-field, data-role, data-copy) and the messages are documented at the
+ * top of siray_widgets/widget.py.
  */
 import type { AnyModel, RenderProps } from "@anywidget/types";
-import { bodyText, type Field, isValid, safeUrl, wellFormed } from "./body";
+import { bodyText, type Field, IMAGE_TYPE, isLocalUrl, isValid, safeUrl, wellFormed } from "./body";
 import "./widget.css";
 
 interface Schema {
@@ -95,6 +97,11 @@ function render({ model, el }: RenderProps<Record<string, unknown>>): () => void
   let selected: string | null = null; // run id; null follows the newest run
   let shownImages = "";
   let timer = 0;
+  // Output URL -> [blob: URL made here from the kernel's bytes, type]; revoked when the run
+  // is pruned or the view removed. Never state: nothing of it is saved in the notebook.
+  const blobs = new Map<string, [string, string]>();
+  const direct = new Set<string>(); // loopback URLs the kernel could not send: try them as is
+  const asked = new Map<string, string[]>(); // fetch-images id -> URLs asked for
 
   const on = (event: string, cb: (...args: unknown[]) => void): void => {
     m.on(event, cb);
@@ -152,13 +159,20 @@ function render({ model, el }: RenderProps<Record<string, unknown>>): () => void
   // ---------------------------------------------------------------- field controls
 
   function wrapper(f: Field, ...kids: Kid[]): HTMLDivElement {
-    const hint = h("small", { class: "siray-hint", "aria-live": "polite" });
+    const hintId = uid("hint");
+    const descId = uid("desc");
     const div = h(
       "div",
       { class: `siray-field siray-${f.type}`, "data-field": f.name, title: f.description },
       ...kids,
-      hint,
+      h("small", { class: "siray-hint", id: hintId, "aria-live": "polite" }),
+      // The description, for screen readers and (shown on keyboard focus) keyboard users:
+      // the title tooltip needs a mouse.
+      h("small", { class: "siray-desc", id: descId }, f.description),
     );
+    for (const input of div.querySelectorAll("input:not([data-role]), select, textarea, [role=radiogroup]")) {
+      input.setAttribute("aria-describedby", `${descId} ${hintId}`);
+    }
     return div;
   }
 
@@ -396,7 +410,8 @@ function render({ model, el }: RenderProps<Record<string, unknown>>): () => void
     generateLabel,
     h("kbd", {}, MAC ? "⌘↵" : "Ctrl+Enter"),
   );
-  controls.append(h("div", { class: "siray-actions" }, generateButton));
+  const waiting = h("span", { class: "siray-muted", "data-role": "pending", hidden: true });
+  controls.append(h("div", { class: "siray-actions" }, generateButton, waiting));
 
   function generate(): void {
     if (generateButton.disabled) return;
@@ -405,12 +420,12 @@ function render({ model, el }: RenderProps<Record<string, unknown>>): () => void
     pendingId = newId();
     m.send({ kind: "generate", id: pendingId, body: jsonPre.textContent });
     window.clearTimeout(pendingTimer);
+    // A kernel running a long cell answers when the cell ends (sooner with a subshell for
+    // widget messages): the request stays pending, and restarting would lose the work.
     pendingTimer = window.setTimeout(() => {
-      pendingId = null;
-      updateButtons();
-      announce("No answer from the kernel: is it running?");
-      errorBox.textContent = "No answer from the kernel. Is it running? Restart it and try again.";
-      errorBox.hidden = false;
+      waiting.textContent = "The kernel is busy (is a cell still running?): this Generate starts when it is free.";
+      waiting.hidden = false;
+      announce(waiting.textContent);
     }, 15000);
     selected = null;
     updateButtons();
@@ -495,7 +510,8 @@ function render({ model, el }: RenderProps<Record<string, unknown>>): () => void
     const button = (e.target as Element).closest<HTMLButtonElement>("button[data-copy]");
     if (!button || !root.contains(button)) return;
     const kind = button.dataset.copy ?? "";
-    const label = button.textContent;
+    // Kept once: a second click within 1.2 s would otherwise keep "Copied ✓" as the label.
+    const label = (button.dataset.label ??= button.textContent ?? "");
     const source =
       kind === "json"
         ? Promise.resolve(jsonPre.textContent ?? "")
@@ -708,37 +724,75 @@ function render({ model, el }: RenderProps<Record<string, unknown>>): () => void
     else if (e.key === "ArrowLeft") showImage(viewerIndex - 1);
   });
 
+  /** [output URL, what to show ("" while the kernel's bytes are on their way), type]. */
+  function sources(run: Run | undefined): Array<[string, string, string]> {
+    const shown: Array<[string, string, string]> = [];
+    for (const url of run?.outputs ?? []) {
+      const safe = safeUrl(url);
+      const blob = blobs.get(url);
+      if (blob) shown.push([url, ...blob]);
+      else if (safe !== null) shown.push([url, isLocalUrl(safe) && !direct.has(url) ? "" : safe, ""]);
+    }
+    return shown;
+  }
+
   function renderImages(run: Run | undefined): void {
-    const urls = (run?.outputs ?? []).map(safeUrl).filter((u): u is string => u !== null);
-    const key = urls.join("\n");
+    const shown = sources(run);
+    const key = shown.map((s) => s.join(" ")).join("\n");
     if (key === shownImages) return;
     shownImages = key;
-    viewerUrls = urls;
+    viewerUrls = shown.map((s) => s[1]);
     gallery.replaceChildren(
-      ...urls.map((url, i) => {
-        const label = `Image ${i + 1} of ${urls.length}`;
+      ...shown.map(([url, src, type], i) => {
+        const label = `Image ${i + 1} of ${shown.length}`;
         const thumb = h(
           "button",
-          { type: "button", class: "siray-thumb", title: `${label}: click to enlarge` },
-          h("img", { src: url, alt: label, loading: "lazy", decoding: "async" }),
+          { type: "button", class: "siray-thumb", title: `${label}: click to enlarge`, disabled: !src },
+          src
+            ? h("img", { src, alt: label, loading: "lazy", decoding: "async" })
+            : h("span", { class: "siray-wait" }, `${label}: loading…`),
         );
         listen(thumb, "click", () => {
           showImage(i);
           viewer.showModal();
         });
+        const name = `siray-${i + 1}${type ? `.${type.slice(6).replace("jpeg", "jpg")}` : ""}`;
         return h(
           "figure",
-          { class: "siray-figure" },
+          { class: "siray-figure", "data-url": url },
           thumb,
           h(
             "figcaption",
             {},
-            h("a", { href: url, download: `siray-${i + 1}`, target: "_blank", rel: "noopener noreferrer" }, "Download"),
+            src && h("a", { href: src, download: name, target: "_blank", rel: "noopener noreferrer" }, "Download"),
           ),
         );
       }),
     );
-    gallery.hidden = urls.length === 0;
+    gallery.hidden = shown.length === 0;
+  }
+
+  /** The kernel's `image-data` message: one buffer per URL in `urls`. */
+  function receiveImages(msg: { urls?: string[]; types?: string[]; failed?: string[] }, buffers: DataView<ArrayBuffer>[]): void {
+    (msg.urls ?? []).forEach((url, i) => {
+      const type = msg.types?.[i] ?? "";
+      const data = buffers[i];
+      if (data && !blobs.has(url) && IMAGE_TYPE.test(type)) {
+        blobs.set(url, [URL.createObjectURL(new Blob([data], { type })), type]);
+      }
+    });
+    for (const url of msg.failed ?? []) direct.add(url);
+    renderImages(shownRun());
+  }
+
+  /** Revoke the blobs of runs no longer listed (or of every run: `keep` empty). */
+  function dropBlobs(keep: Set<string>): void {
+    for (const [url, [src]] of blobs) {
+      if (!keep.has(url)) {
+        URL.revokeObjectURL(src);
+        blobs.delete(url);
+      }
+    }
   }
 
   // ---------------------------------------------------------------- header
@@ -771,18 +825,29 @@ function render({ model, el }: RenderProps<Record<string, unknown>>): () => void
     const s = m.get("snippets") as Record<string, string> | undefined;
     suffixLine.textContent = s?.suffix ?? "";
   });
-  on("change:tasks", renderTask);
+  on("change:tasks", () => {
+    dropBlobs(new Set(runs().flatMap((r) => r.outputs)));
+    renderTask();
+  });
   on("change:error", renderTask);
   on("change:sandbox", renderHead);
   on("change:key_source", renderHead);
-  on("msg:custom", (msg: unknown) => {
-    const reply = msg as { kind?: string; id?: string; ok?: boolean; error?: string };
-    if (reply.kind === "generate-response" && reply.id === pendingId) {
+  on("msg:custom", (msg: unknown, buffers: unknown) => {
+    const reply = msg as { kind?: string; id?: string; ok?: boolean; error?: string; urls?: string[] };
+    if (reply.kind === "image-data") {
+      receiveImages(reply, (buffers as DataView<ArrayBuffer>[] | undefined) ?? []);
+    } else if (reply.kind === "generate-response" && reply.id === pendingId) {
       pendingId = null;
       window.clearTimeout(pendingTimer);
+      waiting.hidden = true;
       updateButtons();
     } else if (reply.kind === "set-key-response" && reply.ok) {
       announce("Key updated");
+    } else if (reply.kind === "fetch-images-response" && reply.id) {
+      // URLs the kernel will not send (it lost track of them): let the browser try.
+      for (const url of asked.get(reply.id) ?? []) if (!reply.urls?.includes(url)) direct.add(url);
+      asked.delete(reply.id);
+      renderImages(shownRun());
     }
   });
 
@@ -791,11 +856,20 @@ function render({ model, el }: RenderProps<Record<string, unknown>>): () => void
   suffixLine.textContent = (m.get("snippets") as Record<string, string> | undefined)?.suffix ?? "";
   renderHead();
   renderTask();
+  // Image bytes are messages, not state: a view made after the runs (a reloaded page, a
+  // second view) asks for those of the runs it lists.
+  const missing = [...new Set(runs().flatMap((r) => r.outputs))].filter(isLocalUrl);
+  if (missing.length) {
+    const id = newId();
+    asked.set(id, missing);
+    m.send({ kind: "fetch-images", id, urls: missing });
+  }
 
   return () => {
     for (const cleanup of cleanups) cleanup();
     window.clearInterval(timer);
     window.clearTimeout(pendingTimer);
+    dropBlobs(new Set());
   };
 }
 

@@ -7,6 +7,9 @@ the modules they come from; the front end only copies these strings.
 from __future__ import annotations
 
 import html
+import ipaddress
+import re
+import urllib.parse
 from collections.abc import Sequence
 
 from .config import API_KEY_ENV, DEFAULT_BASE_URL
@@ -24,7 +27,7 @@ def snippets(request: ImageRequest, base_url: str | None = None) -> dict[str, st
     return {
         "json": body,
         "curl": curl_command(body, base_url),
-        "python": python_snippet(request),
+        "python": python_snippet(request, base_url),
         "suffix": suffix(request),
     }
 
@@ -41,19 +44,24 @@ def curl_command(body: str, base_url: str | None = None) -> str:
     )
 
 
-def python_snippet(request: ImageRequest) -> str:
-    """A script that sends the same request with this package's client."""
+def python_snippet(request: ImageRequest, base_url: str | None = None) -> str:
+    """A script that sends the same request with this package's client (to ``base_url``)."""
     args = [
         f"    {f.name}={getattr(request, f.name)!r},"
         for f in FIELDS
         if getattr(request, f.name) != f.default
     ]
     call = "ImageRequest(\n" + "\n".join(args) + "\n)" if args else "ImageRequest()"
+    if base_url:
+        client = f"SirayClient(base_url={base_url!r})"
+        comment = f"key from {API_KEY_ENV}"
+    else:
+        client, comment = "SirayClient()", f"key from {API_KEY_ENV}; none: the offline sandbox"
     return (
         "from siray_widgets import ImageRequest, SirayClient\n"
         "\n"
         f"request = {call}\n"
-        f"with SirayClient() as client:  # key from {API_KEY_ENV}; none: the offline sandbox\n"
+        f"with {client} as client:  # {comment}\n"
         "    task = client.generate(request)\n"
         "print(task.outputs)\n"
     )
@@ -90,7 +98,35 @@ def static_html(request: ImageRequest, *, status: str, images: Sequence[str], sa
     )
 
 
+_DATA_IMAGE = re.compile(r"data:image/(png|jpeg|gif|webp)[;,]", re.IGNORECASE)
+
+
 def is_safe_image_url(url: str) -> bool:
-    """Only http(s) and data:image URLs are ever shown (the front end applies the same rule)."""
-    lowered = url.strip().lower()
-    return lowered.startswith(("https://", "http://", "data:image/"))
+    """Only http(s) and raster data:image URLs are ever shown (the front end has the same rule).
+
+    Not SVG: harmless in an ``<img>``, but the download link would hand over a file that can
+    run script.
+    """
+    text = url.strip()
+    return text.lower().startswith(("https://", "http://")) or bool(_DATA_IMAGE.match(text))
+
+
+def is_local_url(url: str) -> bool:
+    """Whether ``url`` is http(s) on a loopback host (127.0.0.0/8, localhost, ::1).
+
+    The kernel can load such a URL but a browser on another machine cannot (JupyterHub,
+    Binder, Codespaces, an SSH tunnel): the widget sends those images' bytes instead.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        host = (parts.hostname or "").rstrip(".")
+    except ValueError:
+        return False
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

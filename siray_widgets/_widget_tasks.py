@@ -9,10 +9,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import importlib
 import itertools
+import json
+import re
+import sys
 import threading
 import time
-from collections.abc import Generator
+import urllib.parse
+from collections.abc import Generator, Sequence
 from typing import Any, Literal
 
 from .config import API_KEY_ENV, Secret
@@ -40,7 +45,9 @@ class Generation:
     :class:`asyncio.CancelledError` after :meth:`cancel`). It can be awaited from any event
     loop, or waited for with :meth:`result` from a thread that is not running it (there a
     cancelled run raises :class:`concurrent.futures.CancelledError`). Leaving it unawaited is
-    fine: the run goes on in the background and reports to the widget.
+    fine: the run goes on in the background and reports to the widget. Giving up on an await
+    (``asyncio.wait_for(generation, 5)`` timing out) does not stop the run: :meth:`cancel`
+    does.
     """
 
     def __init__(self, request: ImageRequest) -> None:
@@ -121,7 +128,10 @@ class Generation:
     # -- waiting --
 
     def __await__(self) -> Generator[Any, None, Task]:
-        return asyncio.wrap_future(self._future).__await__()
+        # Each awaiter gets its own asyncio future fed from the shared one, and the shield
+        # keeps an impatient awaiter (``asyncio.wait_for(g, 1)`` timing out) from cancelling
+        # the shared result that every later ``await g`` and ``result()`` reads.
+        return asyncio.shield(asyncio.wrap_future(self._future)).__await__()
 
     def result(self, timeout: float | None = None) -> Task:
         """Block until the run ends and return its final task (for scripts).
@@ -216,11 +226,12 @@ def describe_error(exc: BaseException, secret: Secret | None = None) -> str:
         text = str(exc)
     elif isinstance(exc, ValidationError):
         text = f"{exc} — change that value and press Generate again."
+    elif isinstance(exc, (ValueError, TypeError)):
+        # A setting the client refused (a base URL without http(s), a key with a line
+        # break: a ConfigurationError, which is a SirayError too): the user can fix it.
+        text = f"{exc} — fix that setting and press Generate again."
     elif isinstance(exc, SirayError):
         text = str(exc)
-    elif isinstance(exc, (ValueError, TypeError)):
-        # A setting the client refused (a base URL without http(s), say): the user can fix it.
-        text = f"{exc} — fix that setting and press Generate again."
     else:
         detail = str(exc) or "no details"
         text = (
@@ -231,9 +242,82 @@ def describe_error(exc: BaseException, secret: Secret | None = None) -> str:
 
 
 def redact(text: str, secret: Secret | None) -> str:
-    """``text`` with the key (if any) masked: defence in depth for echoed server text."""
-    if secret is not None:
-        key = secret.reveal()
-        if key:
-            text = text.replace(key, "***")
+    """``text`` with the key (if any) masked: defence in depth for echoed server text.
+
+    Error texts quote the key in more ways than one: escaped (an HTTP library's ``repr`` of a
+    header value, JSON), percent-encoded, or cut in pieces at a character that broke it.
+    """
+    key = secret.reveal() if secret is not None else ""
+    if not key:
+        return text
+    forms = {
+        key,
+        repr(key)[1:-1],
+        json.dumps(key)[1:-1],
+        json.dumps(key, ensure_ascii=False)[1:-1],
+        repr(key.encode("utf-8", "backslashreplace"))[2:-1],
+        key.encode("unicode_escape").decode("ascii"),
+        urllib.parse.quote(key, safe=""),
+        urllib.parse.quote_plus(key),
+    }
+    # Pieces between characters a key never has; short ones could be ordinary words.
+    forms.update(piece for piece in re.split(r"[^!-~]", key) if len(piece) >= 8)
+    for form in sorted(forms, key=len, reverse=True):
+        if form:
+            text = text.replace(form, "***")
     return text
+
+
+def key_problem(key: str) -> str | None:
+    """Why ``key`` (already stripped) cannot be an API key, in plain words; None if it can.
+
+    A key is printable ASCII without whitespace: anything else cannot travel in an HTTP
+    header, and the HTTP library would echo the key in its error. The words never show it.
+    """
+    if all("!" <= char <= "~" for char in key):
+        return None
+    return (
+        "That API key was not used: it contains a space, a line break or another character "
+        "that keys never have (only printable ASCII). Copy the key again from your Siray "
+        "dashboard and paste just the key."
+    )
+
+
+#: Image types shown from bytes; never SVG (a downloaded SVG can run script).
+IMAGE_TYPES: frozenset[str] = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+#: The largest image sent to the front end as bytes.
+MAX_IMAGE_BYTES = 16 * 1024 * 1024
+
+
+async def fetch_images(
+    urls: Sequence[str], timeout: float = 15.0
+) -> tuple[list[tuple[str, str, bytes]], list[str]]:
+    """Download images for the front end: ``([(url, type, bytes)], [urls that failed])``.
+
+    For loopback URLs only (the sandbox's), which a browser on another machine (JupyterHub,
+    Binder, an SSH tunnel) cannot load: no key is sent and no proxy is used.
+    """
+    if "httpx" not in sys.modules:  # ~70 ms the first time: not on the event loop
+        await asyncio.to_thread(importlib.import_module, "httpx")
+    import httpx
+
+    async def one(http: httpx.AsyncClient, url: str) -> tuple[str, str, bytes] | None:
+        try:
+            async with http.stream("GET", url) as response:
+                kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                if response.status_code != 200 or kind not in IMAGE_TYPES:
+                    return None
+                data = bytearray()
+                async for chunk in response.aiter_bytes():
+                    data += chunk
+                    if len(data) > MAX_IMAGE_BYTES:
+                        return None
+                return url, kind, bytes(data)
+        except (httpx.HTTPError, httpx.InvalidURL):
+            return None
+
+    async with httpx.AsyncClient(timeout=timeout, trust_env=False) as http:
+        results = await asyncio.gather(*(one(http, url) for url in urls))
+    found = [r for r in results if r is not None]
+    failed = [url for url, r in zip(urls, results, strict=True) if r is None]
+    return found, failed

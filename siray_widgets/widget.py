@@ -13,9 +13,14 @@ Python
     ImageRequest to ``w.request`` to set every field at once); ``w.result`` (latest Task or
     None); ``w.images`` (URLs); ``w.pil_images()``; ``w.on_finish(cb)``; ``w.cancel()``;
     ``w.random_seed()``; ``w.close()`` cancels every run. ``w.api_key`` (write a str; reads
-    back as a masked Secret), ``w.base_url`` and ``w.poll`` are plain, unsynced attributes.
-    ``w.runs``: recent :class:`Generation` handles (id, state, task_id, task, images, error,
-    note, request, request_json, done, cancel(), result(timeout) for scripts).
+    back as a masked Secret; a key with whitespace, a control or non-ASCII character is refused:
+    ValueError and ``error``, in words that never show it), ``w.base_url`` (str or None;
+    setting it updates ``sandbox``, ``key_source`` and ``snippets``) and ``w.poll`` are
+    unsynced. The environment (``SIRAY_API_KEY``, ``SIRAY_BASE_URL``) is read again on each
+    Generate and each display. ``w.runs``: recent :class:`Generation` handles (id, state,
+    task_id, task, images, error, note, request, request_json, done, cancel(), result(timeout)
+    for scripts). Every run settles, even one cancelled before it took a step; an ``await``
+    that is itself cancelled (``asyncio.wait_for`` timing out) leaves the run alone.
 
 Synced traits, front end may write
     model, prompt, negative_prompt, aspect_ratio, chaos, stylize, weird, quality, seed, raw,
@@ -43,7 +48,20 @@ Messages, front end -> kernel (``model.send``), one handler registered with ``on
     ``{"kind": "cancel-response", "id", "ok", "cancelled": [run ids]}``.
     ``{"kind": "random-seed", "id"}`` -> ``{"kind": "random-seed-response", "id", "ok", "seed"}``.
     ``{"kind": "set-key", "id", "key": str}`` ("" forgets a key typed before) ->
-    ``{"kind": "set-key-response", "id", "ok", "sandbox", "key_source"}`` (never the key).
+    ``{"kind": "set-key-response", "id", "ok", "sandbox", "key_source", "error"?}`` (never the
+    key; a key that cannot be one: ok false, the key in use stays).
+    ``{"kind": "fetch-images", "id", "urls": [str]}`` (a view made after the runs) ->
+    ``{"kind": "fetch-images-response", "id", "ok", "urls"}``: the loopback URLs among the
+    runs' outputs that the kernel will send; anything else the page names is ignored.
+
+Messages, kernel -> front end (besides the responses above)
+    ``{"kind": "image-data", "urls": [str], "types": [str], "failed": [str]}`` with one binary
+    buffer per URL in ``urls``: the bytes of loopback images (127.0.0.0/8, localhost, ::1:
+    the sandbox's), which a browser on another machine (JupyterHub, Binder, Codespaces, an
+    SSH tunnel) cannot load. Sent after each successful run and for ``fetch-images``; never
+    state, so never saved. The page shows them as ``blob:`` URLs it made (revoked when the
+    run leaves ``tasks`` or the view goes) and tries the ``failed`` URLs itself. Types are
+    png, jpeg, gif or webp only; other URLs are shown as they are.
 
 DOM (inside the view; root element ``.siray-widget``)
     ``[data-field=<name>]`` wraps each field's controls (its ``title`` is the schema's
@@ -57,29 +75,44 @@ DOM (inside the view; root element ``.siray-widget``)
     (textContent and ``data-status``: the TaskStatus value, or the run state "starting",
     "running", "cancelled", "error"), timeline (``li[data-step=<status>][data-state=done|
     current|todo]``), progress (``progress`` with aria-valuenow), percent ("42%"), elapsed,
-    error, note, tasks (one button per run once there are two), images (``figure`` > button >
-    ``img``, plus a download link), viewer (the enlarged image ``dialog``), sandbox-badge
-    (hidden unless sandbox), key-source, api-key (password input, cleared once sent), set-key,
-    forget-key. Copy buttons: ``[data-copy=json|curl|python|suffix|task-id]``.
-    The task panel shows the newest run unless a run's button in ``tasks`` was pressed.
+    error, note, tasks (one button per run once there are two), images (``figure[data-url=
+    <output URL>]`` > button > ``img``, or a "loading" placeholder while a loopback image's
+    bytes are on their way, plus a download link), viewer (the enlarged image ``dialog``),
+    sandbox-badge (hidden unless sandbox), key-source, api-key (password input, cleared once
+    sent), set-key, forget-key, pending (shown when Generate has had no answer for 15 s: the
+    kernel is busy; the request stays pending). Copy buttons:
+    ``[data-copy=json|curl|python|suffix|task-id]``. Each field's inputs carry
+    ``aria-describedby`` naming its ``.siray-desc`` (the description, shown on keyboard focus)
+    and its error hint. The task panel shows the newest run unless a run's button in
+    ``tasks`` was pressed. Images come only from http(s) URLs, raster ``data:image/`` URLs
+    (png, jpeg, gif, webp: never SVG) and ``blob:`` URLs the view made itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anywidget
 import traitlets
 
-from ._widget_snippets import is_safe_image_url, snippets, static_html
-from ._widget_tasks import BackgroundLoop, Generation, describe_error, redact
+from ._widget_snippets import is_local_url, is_safe_image_url, snippets, static_html
+from ._widget_tasks import (
+    BackgroundLoop,
+    Generation,
+    describe_error,
+    fetch_images,
+    key_problem,
+    redact,
+)
 from .config import API_KEY_ENV, BASE_URL_ENV, Secret
 from .errors import TaskFailedError, ValidationError
 from .schema import FIELD_NAMES, FIELDS_BY_NAME, TASK_STATUSES, ImageRequest, schema_json
@@ -108,7 +141,24 @@ S = TypeVar("S")
 FinishCallback = Callable[[Generation], object]
 
 
-class _FieldTrait(traitlets.TraitType[G, S]):
+class _Locked(traitlets.TraitType[G, S]):
+    """A trait set under its widget's lock (a user's ``w.chaos = 5`` on the main thread).
+
+    traitlets holds notifications object-wide, across threads: a write made while another
+    thread is in ``hold_trait_notifications`` (a front-end update, a run's progress) would
+    join that hold, and be rolled back with it if the hold fails.
+    """
+
+    def set(self, obj: Any, value: Any) -> None:
+        with obj.__dict__.get("_lock") or nullcontext():
+            super().set(obj, value)
+
+
+class _LockedBool(_Locked[bool, bool], traitlets.Bool[bool, bool]):
+    """A Bool set under the widget's lock."""
+
+
+class _FieldTrait(_Locked[G, S]):
     """A trait whose rule, default and help text come from the schema field of its name."""
 
     def __init__(self, name: str, default: Any = None) -> None:
@@ -165,7 +215,7 @@ class ImagineWidget(anywidget.AnyWidget):
     seed: _FieldTrait[int, int] = _FieldTrait("seed").tag(sync=True)
     raw: _FieldTrait[bool, bool] = _FieldTrait("raw").tag(sync=True)
     tile: _FieldTrait[bool, bool] = _FieldTrait("tile").tag(sync=True)
-    seed_locked = traitlets.Bool(False, help="Keep the seed for every run.").tag(sync=True)
+    seed_locked = _LockedBool(False, help="Keep the seed for every run.").tag(sync=True)
 
     # -- state shown by the front end, written by Python only --
     request_json = traitlets.Unicode(read_only=True).tag(sync=True)
@@ -194,16 +244,17 @@ class ImagineWidget(anywidget.AnyWidget):
                 raise TypeError("ImagineWidget() got the prompt both by position and by name")
             fields["prompt"] = prompt
         # Plain attributes first: trait observers fired by super().__init__ use them.
+        # Guards the runs and every trait write: writes come from the main thread, the comm
+        # thread and the loops that run tasks. Reentrant: observers write traits too.
         self._lock = threading.RLock()
         self._secret: Secret | None = None
         self._key_origin = ""
-        #: Where requests go; None: SIRAY_BASE_URL, else the public API (or the sandbox).
-        self.base_url: str | None = None
+        self._base_url: str | None = None
         #: How often to poll (None: the client's default, Siray's 3-5 s guidance).
         self.poll: PollSchedule | None = None
         self._runs: list[Generation] = []  # newest last, at most MAX_RUNS (+ active ones)
         self._current: Generation | None = None
-        self._asyncio_tasks: set[asyncio.Task[None]] = set()  # strong references
+        self._asyncio_tasks: set[asyncio.Task[Any]] = set()  # strong references
         self._callbacks: list[FinishCallback] = []
         self._request = _WidgetRequest(prompt=DEFAULT_PROMPT)
         self._set_key(api_key, "python", refresh=False)
@@ -245,9 +296,17 @@ class ImagineWidget(anywidget.AnyWidget):
     def request(self, value: ImageRequest | Mapping[str, Any]) -> None:
         if not isinstance(value, ImageRequest):
             value = ImageRequest(**value)
-        with self.hold_trait_notifications():
+        with self._lock, self.hold_trait_notifications():
             for name in FIELD_NAMES:
                 setattr(self, name, getattr(value, name))
+
+    @contextmanager
+    def hold_trait_notifications(self) -> Iterator[None]:
+        """traitlets' hold, under the widget's lock: it holds (and on error rolls back) the
+        notifications of the whole object, so a write from another thread must not land
+        inside it."""
+        with self.__dict__.get("_lock") or nullcontext(), super().hold_trait_notifications():
+            yield
 
     @traitlets.observe(*FIELD_NAMES)
     def _field_changed(self, change: Mapping[str, Any]) -> None:
@@ -286,14 +345,44 @@ class ImagineWidget(anywidget.AnyWidget):
         self._set_key(value, "python")
 
     def _set_key(self, value: str | Secret | None, origin: str, refresh: bool = True) -> None:
-        if isinstance(value, str):
-            value = Secret(value.strip()) if value.strip() else None
-        elif value is not None and not isinstance(value, Secret):
+        """Use ``value`` as the key (blank or None: none). A key that cannot be one is refused
+        with a ValueError, also shown in the ``error`` trait; the key in use stays."""
+        if isinstance(value, Secret):
+            text = value.reveal().strip()
+        elif isinstance(value, str):
+            text = value.strip()
+        elif value is None:
+            text = ""
+        else:
             raise TypeError(f"api_key must be a str, not {type(value).__name__}")
-        self._secret = value
-        self._key_origin = origin if value is not None else ""
+        problem = key_problem(text)
+        if problem is not None:
+            if refresh:  # a live widget: say it where the user looks
+                with self._lock:
+                    self.set_trait("error", problem)
+            raise ValueError(problem)
+        with self._lock:
+            self._secret = Secret(text) if text else None
+            self._key_origin = origin if text else ""
         if refresh:
             self._refresh_connection()
+
+    # -- where requests go --
+
+    @property
+    def base_url(self) -> str | None:
+        """Where requests go; None: ``SIRAY_BASE_URL``, else the public API (or the sandbox).
+
+        Setting it updates the sandbox badge, the key source and the copyable snippets.
+        """
+        return self._base_url
+
+    @base_url.setter
+    def base_url(self, value: str | None) -> None:
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"base_url must be a str or None, not {type(value).__name__}")
+        self._base_url = (value or "").strip() or None
+        self._refresh_connection()
 
     def _resolve(self) -> tuple[Secret | None, bool, str]:
         """(key, sandbox, key source) as the client will resolve them, without a server."""
@@ -303,13 +392,15 @@ class ImagineWidget(anywidget.AnyWidget):
         env_url = os.environ.get(BASE_URL_ENV, "").strip()
         if env_key:
             return Secret(env_key), False, "environment"
-        return None, not (self.base_url or env_url), ""
+        return None, not (self._base_url or env_url), ""
 
     def _public_base_url(self) -> str | None:
         """Where copied commands should send requests: never the sandbox's address."""
-        return self.base_url or os.environ.get(BASE_URL_ENV, "").strip() or None
+        return self._base_url or os.environ.get(BASE_URL_ENV, "").strip() or None
 
     def _refresh_connection(self) -> None:
+        """Recompute what depends on the key and base URL (the environment's included: it
+        can change after the widget is made; this runs on each Generate and display)."""
         _, sandbox, source = self._resolve()
         with self._lock, self.hold_sync():
             self.set_trait("sandbox", sandbox)
@@ -322,15 +413,19 @@ class ImagineWidget(anywidget.AnyWidget):
         """Apply the front end's changes to writable traits; resync anything refused."""
         accepted = {k: v for k, v in sync_data.items() if k in _WRITABLE}
         refused = [k for k in sync_data if k not in _WRITABLE]
-        try:
-            super().set_state(accepted)
-        except traitlets.TraitError as exc:
-            # The front end validates with the same schema, so this is rare; without a
-            # resync its control would keep showing a value the kernel does not hold.
-            self.set_trait("error", str(exc))
-            refused = list(sync_data)
-        if refused:
-            self.send_state(refused)
+        # Under the lock: a refused value rolls back every trait changed during the hold,
+        # and a run on another thread must not have its progress rolled back with it.
+        with self._lock:
+            try:
+                super().set_state(accepted)
+            except traitlets.TraitError as exc:
+                # The front end validates with the same schema, so this is rare; without a
+                # resync its control would keep showing a value the kernel does not hold.
+                self.set_trait("error", str(exc))
+                refused = list(sync_data)
+            refused = [k for k in refused if k in self.keys]  # a name we have never synced
+            if refused:
+                self.send_state(refused)
 
     # -- messages --
 
@@ -350,8 +445,17 @@ class ImagineWidget(anywidget.AnyWidget):
                 reply["seed"] = self.random_seed()
             elif kind == "set-key":
                 key = content.get("key")
-                self._set_key(key if isinstance(key, str) else None, "widget")
+                try:
+                    self._set_key(key if isinstance(key, str) else None, "widget")
+                except ValueError as exc:  # plain words already, and shown: never the key
+                    reply.update(ok=False, error=str(exc))
                 reply.update(sandbox=self.sandbox, key_source=self.key_source)
+            elif kind == "fetch-images":
+                # A page (re)loaded after the runs: it has URLs but no bytes for them.
+                urls = content.get("urls")
+                known = {url for g in self.runs for url in g.images}
+                wanted = [u for u in urls if u in known] if isinstance(urls, list) else []
+                reply["urls"] = self._send_images(wanted)
             else:
                 raise ValueError(
                     f"unknown message kind {kind!r}: the page and the kernel run different "
@@ -359,22 +463,23 @@ class ImagineWidget(anywidget.AnyWidget):
                 )
         except Exception as exc:
             message = describe_error(exc, self._secret)
-            self.set_trait("error", message)
+            with self._lock:
+                self.set_trait("error", message)
             reply.update(ok=False, error=message)
         self.send(reply)
 
     def _generate_from_front_end(self, body: Any) -> dict[str, Any]:
-        if isinstance(body, str) and body != self.request_json:
-            # What is shown is what is sent: a change the kernel refused, or a change
-            # made in Python that the page has not shown yet.
-            self.send_state([*FIELD_NAMES, "request_json"])
-            message = (
-                "The request shown was not the kernel's current request (a change had not "
-                "arrived yet); check the values and press Generate again."
-            )
-            self.set_trait("error", message)
-            return {"ok": False, "error": message, "run": None, "ignored": False}
         with self._lock:
+            if isinstance(body, str) and body != self.request_json:
+                # What is shown is what is sent: a change the kernel refused, or a change
+                # made in Python that the page has not shown yet.
+                self.send_state([*FIELD_NAMES, "request_json"])
+                message = (
+                    "The request shown was not the kernel's current request (a change had not "
+                    "arrived yet); check the values and press Generate again."
+                )
+                self.set_trait("error", message)
+                return {"ok": False, "error": message, "run": None, "ignored": False}
             starting = next((g for g in self._runs if g.state == "starting"), None)
             if starting is not None:
                 return {"ok": True, "ignored": True, "run": starting.id}
@@ -394,34 +499,48 @@ class ImagineWidget(anywidget.AnyWidget):
             raise RuntimeError("this widget is closed; create a new ImagineWidget")
         with self._lock:
             generation = Generation(ImageRequest(**self._request.to_dict()))
+            self._refresh_connection()  # the environment may have changed since
             secret, _, _ = self._resolve()
-            base_url, poll = self.base_url, self.poll
+            base_url, poll = self._base_url, self.poll
             self._runs.append(generation)
             self._prune()
             self._current = generation
             if not self.seed_locked and self.seed != -1:
                 self.seed = -1  # an unlocked seed is used once
             self._publish(generation)
-        coro = self._run(generation, secret, base_url, poll)
+        self._spawn(self._run(generation, secret, base_url, poll), generation.id, generation)
+        return generation
+
+    def _spawn(
+        self,
+        coro: Coroutine[Any, Any, None],
+        name: str,
+        generation: Generation | None = None,
+    ) -> None:
+        """Run ``coro`` on the event loop running now, or on the private background loop."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             background = BackgroundLoop.get()
-            background.call_soon_threadsafe(self._launch, generation, coro, background)
+            background.call_soon_threadsafe(self._launch, coro, name, background, generation)
         else:
-            self._launch(generation, coro, loop)
-        return generation
+            self._launch(coro, name, loop, generation)
 
     def _launch(
         self,
-        generation: Generation,
-        coro: Any,
+        coro: Coroutine[Any, Any, None],
+        name: str,
         loop: asyncio.AbstractEventLoop,
+        generation: Generation | None,
     ) -> None:
-        task: asyncio.Task[None] = loop.create_task(coro, name=f"siray-widgets {generation.id}")
+        task = loop.create_task(coro, name=f"siray-widgets {name}")
         self._asyncio_tasks.add(task)
         task.add_done_callback(self._asyncio_tasks.discard)
-        generation._bind(loop, task)
+        if generation is not None:
+            # A task cancelled before its first step never runs _run's body (nor its
+            # finally): settle the run here, or it would stay "starting" for ever.
+            task.add_done_callback(lambda _: self._finish_unstarted(generation))
+            generation._bind(loop, task)
 
     async def _run(
         self,
@@ -434,10 +553,10 @@ class ImagineWidget(anywidget.AnyWidget):
         client: AsyncSirayClient | None = None
         outcome: Task | BaseException | None = None
         try:
-            # Off the loop: the first client without a key starts the sandbox server.
-            client = await asyncio.to_thread(_new_client, secret, base_url, poll)
+            client = await _open_client(secret, base_url, poll)
             if client.sandbox != self.sandbox:
-                self.set_trait("sandbox", client.sandbox)
+                with self._lock:
+                    self.set_trait("sandbox", client.sandbox)
             task_id = await client.submit(generation.request)
             with self._lock:
                 generation.task_id = task_id
@@ -471,6 +590,8 @@ class ImagineWidget(anywidget.AnyWidget):
                 except Exception as exc:  # closing a pool is not worth a failed run
                     generation.note = redact(f"Closing the connection failed: {exc}", secret)
             self._finish(generation, outcome)
+        if isinstance(outcome, Task):
+            self._send_images(generation.images)
 
     def _on_reading(self, generation: Generation, task: Task) -> None:
         with self._lock:
@@ -479,8 +600,19 @@ class ImagineWidget(anywidget.AnyWidget):
                 generation.state = "running"
             self._publish(generation)
 
+    def _finish_unstarted(self, generation: Generation) -> None:
+        """The asyncio task is done: settle its run if ``_run`` never got to (cancelled)."""
+        with self._lock:
+            if generation.finished_at is not None:
+                return
+            generation.state = "cancelled"
+            generation.note = "Stopped before the request was sent."
+        self._finish(generation, None)
+
     def _finish(self, generation: Generation, outcome: Task | BaseException | None) -> None:
         with self._lock:
+            if generation.finished_at is not None:  # settled once, whoever comes first
+                return
             generation.finished_at = time.time()
             self._publish(generation)
         generation._settle(outcome)
@@ -490,7 +622,38 @@ class ImagineWidget(anywidget.AnyWidget):
             except Exception as exc:
                 name = getattr(callback, "__qualname__", repr(callback))
                 text = f"The on_finish callback {name} raised {type(exc).__name__}: {exc}"
-                self.set_trait("error", redact(text, self._secret) + " — fix the callback.")
+                with self._lock:
+                    self.set_trait("error", redact(text, self._secret) + " — fix the callback.")
+
+    # -- images from this machine --
+
+    def _send_images(self, urls: list[str]) -> list[str]:
+        """Send the bytes of the loopback images among ``urls`` to the front end.
+
+        A browser on another machine (JupyterHub, Binder, Codespaces, an SSH tunnel) cannot
+        load ``http://127.0.0.1:PORT/...``; the kernel can. The bytes go as one custom
+        message, ``{"kind": "image-data", "urls", "types", "failed"}`` with one buffer per
+        URL in ``urls``: not state, so never saved in the notebook. Returns the URLs asked for.
+        """
+        local = [url for url in dict.fromkeys(urls) if is_local_url(url)]
+        if local:
+            self._spawn(self._push_images(local), "images")
+        return local
+
+    async def _push_images(self, urls: list[str]) -> None:
+        try:
+            found, failed = await fetch_images(urls)
+        except Exception:  # the page then tries the URLs itself: no worse than before
+            found, failed = [], urls
+        content = {
+            "kind": "image-data",
+            "urls": [url for url, _, _ in found],
+            "types": [kind for _, kind, _ in found],
+            "failed": failed,
+        }
+        with self._lock:
+            if self.comm is not None:
+                self.send(content, buffers=[data for _, _, data in found])
 
     def _prune(self) -> None:
         """Forget the oldest finished runs beyond MAX_RUNS (active ones always stay)."""
@@ -550,7 +713,7 @@ class ImagineWidget(anywidget.AnyWidget):
         return list(self.outputs)
 
     def pil_images(self, timeout: float = 30.0) -> list[Any]:
-        """Download the latest run's images as PIL images (blocking; http(s) and data: only)."""
+        """Download the latest run's images as PIL images (blocking; http(s) and raster data:)."""
         import base64
         import io
         import urllib.parse
@@ -562,7 +725,7 @@ class ImagineWidget(anywidget.AnyWidget):
         with httpx.Client(timeout=timeout, follow_redirects=True, trust_env=not self.sandbox) as h:
             for url in self.images:
                 if not is_safe_image_url(url):
-                    raise ValueError(f"not an http(s) or data:image URL: {url[:80]!r}")
+                    raise ValueError(f"not an http(s) or raster data:image URL: {url[:80]!r}")
                 if url.lower().startswith("data:"):
                     meta, _, payload = url.partition(",")
                     data = (
@@ -582,7 +745,10 @@ class ImagineWidget(anywidget.AnyWidget):
     # -- lifecycle and display --
 
     def close(self) -> None:
-        """Cancel every run, then close the widget (its views disappear)."""
+        """Cancel every run, then close the widget (its views disappear).
+
+        Runs end on their own loops: ``await`` or ``result()`` a run to see it settled.
+        """
         if hasattr(self, "_runs"):  # __del__ may come after a failed __init__
             self.cancel()
         super().close()
@@ -595,7 +761,7 @@ class ImagineWidget(anywidget.AnyWidget):
             for name in FIELD_NAMES
             if getattr(self._request, name) != FIELDS_BY_NAME[name].default
         ]
-        state = [f"sandbox={self.sandbox}"]
+        state = [f"sandbox={self._resolve()[1]}"]
         if self.task_id:
             state.append(f"task_id={self.task_id!r}")
         if self.status:
@@ -607,10 +773,47 @@ class ImagineWidget(anywidget.AnyWidget):
         if bundle is None:
             return None
         data, metadata = bundle
+        self._refresh_connection()  # shown now: say where requests go now
         data["text/html"] = static_html(
             self._request, status=self.status, images=self.images, sandbox=self.sandbox
         )
         return data, metadata
+
+
+async def _open_client(
+    secret: Secret | None, base_url: str | None, poll: PollSchedule | None
+) -> AsyncSirayClient:
+    """Build the client off the loop (the first one without a key starts the sandbox server).
+
+    If the run is cancelled meanwhile, the worker thread still finishes building it: the
+    client is then closed, by that thread or here, instead of left with an open pool.
+    """
+    handoff = threading.Lock()
+    abandoned = False
+    built: list[AsyncSirayClient] = []
+
+    def build() -> AsyncSirayClient | None:
+        client = _new_client(secret, base_url, poll)
+        with handoff:
+            if not abandoned:
+                built.append(client)
+                return client
+        with contextlib.suppress(Exception):  # nobody is left to tell
+            asyncio.run(client.aclose())
+        return None
+
+    try:
+        client = await asyncio.to_thread(build)
+    except asyncio.CancelledError:
+        with handoff:
+            abandoned = True
+            orphans = list(built)  # built just before the cancel arrived
+        for orphan in orphans:
+            with contextlib.suppress(Exception):
+                await orphan.aclose()
+        raise
+    assert client is not None  # only None once abandoned, and then nobody awaits it
+    return client
 
 
 def _new_client(

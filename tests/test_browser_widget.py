@@ -21,7 +21,7 @@ import pytest
 from fixtures.lab_fixtures import TEST_KEY_ENV, JupyterServer, NotebookPage, write_notebook
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Locator, ViewportSize
+    from playwright.sync_api import Browser, Locator, Route, ViewportSize
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -123,6 +123,30 @@ def wait_status(nb: NotebookPage, var: str, status: str, timeout: float = 60) ->
     eval_until(nb, f"print({var}.status)", status, timeout)
 
 
+def image_sources(widget: Locator) -> tuple[list[str], list[str]]:
+    """(the output URL of each shown image, each ``img``'s src) in the results."""
+    images = role(widget, "images")
+    urls = images.locator("figure").evaluate_all("els => els.map(e => e.dataset.url)")
+    srcs = images.locator("img").evaluate_all("els => els.map(e => e.src)")
+    return [str(u) for u in urls], [str(s) for s in srcs]
+
+
+def luminance(css: str) -> float:
+    """Relative luminance (WCAG) of a computed ``rgb(r, g, b)`` colour."""
+    channels = [int(c) / 255 for c in re.findall(r"\d+", css)[:3]]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(element: Locator) -> float:
+    """WCAG contrast ratio of an element's text against its own background colour."""
+    color, background = element.evaluate(
+        "el => [getComputedStyle(el).color, getComputedStyle(el).backgroundColor]"
+    )
+    low, high = sorted([luminance(str(color)), luminance(str(background))])
+    return (high + 0.05) / (low + 0.05)
+
+
 def secret_in(text: str, key: str) -> bool:
     """Whether ``key`` (or its random part) appears in ``text``; never shows either."""
     return key in text or key.removeprefix("sk-test-") in text
@@ -177,6 +201,50 @@ def test_widget_renders_every_control(lab: NotebookPage, widget: Locator) -> Non
     assert not lab.foreign_errors, f"uncaught errors in the page: {lab.foreign_errors}"
 
 
+def test_every_control_is_described_for_keyboard_and_screen_reader_users(
+    lab: NotebookPage, widget: Locator
+) -> None:
+    """Each field's inputs point (aria-describedby) at the schema's description, which shows
+    while the field has keyboard focus; a title tooltip alone needs a mouse."""
+    from siray_widgets.schema import FIELDS_BY_NAME
+
+    described = widget.evaluate(
+        """root => [...root.querySelectorAll('[data-field]')].map(wrap => [
+            wrap.dataset.field,
+            [...wrap.querySelectorAll('input:not([data-role]), select, textarea')].map(c =>
+                (c.getAttribute('aria-describedby') || '').split(' ').filter(Boolean)
+                    .map(id => document.getElementById(id)?.textContent ?? null)),
+        ])"""
+    )
+    assert sorted(name for name, _ in described) == sorted(FIELDS)
+    for name, controls in described:
+        assert controls, f"{name} has no input"
+        for texts in controls:
+            assert texts, f"an input of {name} has no aria-describedby"
+            assert texts[0] == FIELDS_BY_NAME[name].description, name
+
+    def height(name: str) -> float:
+        box = field(widget, name).locator(".siray-desc").bounding_box()
+        assert box is not None
+        return float(box["height"])
+
+    assert height("prompt") <= 1  # visually hidden until focused
+    field(widget, "prompt").locator("textarea").focus()
+    assert height("prompt") > 5
+    assert height("chaos") <= 1
+
+
+def test_a_copy_button_gets_its_label_back_after_two_quick_clicks(widget: Locator) -> None:
+    from playwright.sync_api import expect
+
+    button = widget.locator('[data-copy="json"]')
+    label = button.inner_text()
+    button.click()
+    expect(button).not_to_have_text(label)  # "Copied ✓" (or "Copy failed": no clipboard)
+    button.click()  # again, while it says so
+    expect(button).to_have_text(label, timeout=10_000)
+
+
 def test_slider_sets_the_python_trait(lab: NotebookPage, widget: Locator) -> None:
     """Moving the chaos slider sets ``w.chaos`` (read back by a cell) and the panel at once."""
     chaos = field(widget, "chaos")
@@ -209,6 +277,8 @@ class Generated:
     shown_body: str
     progress_seen: list[str]
     image_count: int
+    #: Sandbox image URLs the page tried to load itself (it should not: see the fixture).
+    direct_loads: list[str]
 
 
 @pytest.fixture(scope="module")
@@ -239,11 +309,20 @@ def generated(lab: NotebookPage, widget: Locator) -> Generated:
             }
         }"""
     )
+    # As on JupyterHub, Binder or through an SSH tunnel: the browser cannot reach the kernel's
+    # 127.0.0.1 sandbox, so the images can only arrive as bytes sent by the kernel.
+    direct_loads: list[str] = []
+
+    def unreachable(route: Route) -> None:
+        direct_loads.append(route.request.url)
+        route.abort()
+
+    lab.page.route("**/sandbox/images/**", unreachable)
     role(widget, "generate").click()
     count = wait_images_loaded(widget)
     wait_status(lab, "w", "SUCCESS")
     seen = [str(t) for t in lab.page.evaluate("window.__sirayProgress")]
-    return Generated(shown, seen, count)
+    return Generated(shown, seen, count, direct_loads)
 
 
 def test_generate_shows_task_id_progress_and_images(
@@ -268,8 +347,15 @@ def test_generate_shows_task_id_progress_and_images(
     assert "SUCCESS" in role(widget, "status").inner_text().upper()
     assert generated.image_count >= 1
     outputs = json.loads(lab.run("import json; print(json.dumps(list(w.outputs)))"))
-    shown = role(widget, "images").locator("img").evaluate_all("els => els.map(e => e.src)")
-    assert set(outputs) <= set(shown), f"outputs {outputs} not all shown ({shown})"
+    urls, srcs = image_sources(widget)
+    assert urls == outputs, f"outputs {outputs} not all shown ({urls})"
+    # Sandbox URLs are 127.0.0.1: shown from the kernel's bytes, never loaded by the page.
+    assert all(src.startswith("blob:") for src in srcs), srcs
+    assert generated.direct_loads == []
+    links = role(widget, "images").locator("a[download]")
+    assert links.evaluate_all("els => els.map(e => e.download)") == [
+        f"siray-{i + 1}.png" for i in range(len(outputs))
+    ]
 
 
 def test_request_panel_equals_the_body_the_sandbox_received(
@@ -317,16 +403,53 @@ def test_screenshots_in_light_and_dark_theme(
     widget.scroll_into_view_if_needed()
     widget.screenshot(path=light_png)
     light = _colors(widget)
+    badge_contrast = {"light": contrast(role(widget, "sandbox-badge"))}
     try:
         lab.set_theme("JupyterLab Dark")
         widget.scroll_into_view_if_needed()
         widget.screenshot(path=dark_png)
         dark = _colors(widget)
+        badge_contrast["dark"] = contrast(role(widget, "sandbox-badge"))
     finally:
         lab.set_theme("JupyterLab Light")
     for png in (light_png, dark_png):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{png} is not a PNG"
     assert light[0] != dark[0], f"text colour {light[0]} did not change with the dark theme"
+    for theme, ratio in badge_contrast.items():
+        assert ratio >= 4.5, f"sandbox badge contrast {ratio:.2f}:1 in the {theme} theme"
+
+
+def test_images_come_back_after_the_page_is_reloaded(
+    lab: NotebookPage, widget: Locator, generated: Generated
+) -> None:
+    """Image bytes are not saved state: a reloaded page asks the kernel for them again."""
+    outputs = json.loads(lab.run("import json; print(json.dumps(list(w.outputs)))"))
+    lab.save()
+    lab.page.reload()
+    lab.wait_for_kernel_idle()
+    widget.wait_for(state="visible")
+    assert wait_images_loaded(widget) == len(outputs)
+    urls, srcs = image_sources(widget)
+    assert urls == outputs
+    assert all(src.startswith("blob:") for src in srcs), srcs
+    assert generated.direct_loads == []  # still none loaded by the page itself
+
+
+def test_a_busy_kernel_is_not_called_dead(lab: NotebookPage, widget: Locator) -> None:
+    """No answer to Generate for 15 s: the kernel is busy; the request stays pending."""
+    from playwright.sync_api import expect
+
+    # A kernel that does not answer (a long cell, without a subshell for widget messages).
+    lab.run("w.on_msg(w._on_custom_msg, remove=True)")
+    lab.page.clock.install()  # the last test on this page: JupyterLab's timers stop too
+    generate = role(widget, "generate")
+    generate.click()
+    lab.page.clock.run_for(16_000)
+    pending = role(widget, "pending")
+    expect(pending).to_be_visible()
+    expect(pending).to_contain_text("busy")
+    expect(generate).to_be_disabled()  # still waiting for the answer: no second request
+    assert "restart" not in role(widget, "error").inner_text().lower()
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from siray_widgets._widget_snippets import is_local_url, is_safe_image_url
 from siray_widgets.errors import ValidationError
 from siray_widgets.schema import FIELDS, ImageRequest, schema_json
 
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STATIC = ROOT / "siray_widgets" / "static"
 
 DRIVER = """
-import { bodyText, isValid, safeUrl } from "./body.mjs";
+import { bodyText, isLocalUrl, isValid, safeUrl } from "./body.mjs";
 import { readFileSync } from "node:fs";
 const { fields, bodies, checks, urls } = JSON.parse(readFileSync(0, "utf8"));
 const byName = Object.fromEntries(fields.map((f) => [f.name, f]));
@@ -32,6 +33,7 @@ process.stdout.write(JSON.stringify({
   bodies: bodies.map((values) => bodyText(fields, (name) => values[name])),
   checks: checks.map(([name, value]) => isValid(byName[name], value)),
   urls: urls.map(safeUrl),
+  local: urls.map(isLocalUrl),
 }));
 """
 
@@ -114,9 +116,17 @@ URLS = [
     " https://example.com/padded.png ",
     "data:image/png;base64,iVBORw0KGgo=",
     "DATA:IMAGE/PNG;base64,AAAA",
+    "data:image/webp,AAAA",
+    "http://localhost:8765/sandbox/images/x/2.png",
+    "http://[::1]:8765/x.png",
+    "https://app.localhost/x.png",
+    "http://127.1/x.png",
     "javascript:alert(1)",
     "JaVaScRiPt:alert(1)",
     "data:text/html,<script>alert(1)</script>",
+    "data:image/svg+xml,<svg onload=alert(1)>",
+    "data:image/svg+xml;base64,PHN2Zz4=",
+    "blob:http://127.0.0.1:8000/0a1b",
     "vbscript:msgbox(1)",
     "file:///etc/passwd",
     "//evil.example/x.png",
@@ -165,9 +175,14 @@ def test_preview_rules_match_python_byte_for_byte(node_rules: Any) -> None:
         assert shown == sent, values
     for (name, value), accepted in zip(checks, result["checks"], strict=True):
         assert accepted == _python_accepts(name, value), (name, value)
-    allowed = [u.strip() if u else None for u in result["urls"]]
-    assert [u is not None for u in allowed] == [True, True, True, True, True] + [False] * 8
+    allowed = [u is not None for u in result["urls"]]
+    assert allowed == [is_safe_image_url(u) for u in URLS]
+    assert allowed == [True] * 10 + [False] * 11
     assert result["urls"][2] == "https://example.com/padded.png"
+    # The page waits for the kernel's bytes only for URLs the kernel does send bytes for.
+    for url, local in zip(URLS, result["local"], strict=True):
+        assert not local or is_local_url(url), url
+    assert result["local"][:9] == [False, True, False, False, False, False, True, True, False]
 
 
 def test_bundle_is_built_small_and_scoped() -> None:

@@ -10,52 +10,18 @@ import asyncio
 import concurrent.futures
 import json
 from collections.abc import Callable
-from typing import Any
 
 import pytest
-from fixtures.widget_fixtures import MakeWidget
+from fixtures.widget_fixtures import WAIT, MakeWidget, run_of, send, until
 
 from siray_widgets.errors import AuthenticationError, TaskFailedError
 from siray_widgets.sandbox import SandboxHandle
 from siray_widgets.task import TaskStatus
-from siray_widgets.widget import Generation, ImagineWidget
+from siray_widgets.widget import Generation
 
 pytestmark = pytest.mark.usefixtures("no_siray_env")
 
 SECRET = "sk-test-RUNS-fedcba9876543210"
-WAIT = 20.0  # seconds; generous for a loaded 2-core machine, never reached when all is well
-
-
-def replies(w: ImagineWidget, kind: str) -> list[dict[str, Any]]:
-    """Custom messages of ``kind`` the widget sent to the front end."""
-    out = []
-    for msg_type, data in w.comm.sent:
-        if msg_type == "comm_msg" and data.get("method") == "custom":
-            content = data["content"]
-            if content.get("kind") == kind:
-                out.append(content)
-    return out
-
-
-def send(w: ImagineWidget, kind: str, **content: Any) -> dict[str, Any]:
-    """Deliver a front-end message to the widget's handler; return its reply."""
-    msg_id = f"m{len(w.comm.sent)}"
-    w._on_custom_msg(w, {"kind": kind, "id": msg_id, **content}, [])
-    reply = replies(w, f"{kind}-response")[-1]
-    assert reply["id"] == msg_id
-    return reply
-
-
-def run_of(w: ImagineWidget, reply: dict[str, Any]) -> Generation:
-    return next(g for g in w.runs if g.id == reply["run"])
-
-
-async def until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 # -- generate from the front end ------------------------------------------------------------
@@ -373,3 +339,16 @@ def test_without_a_key_the_widget_uses_the_sandbox_and_images_download(
     assert len(pictures) == len(w.images) >= 1
     width, height = pictures[0].size
     assert width > height  # 16:9 placeholders
+
+
+def test_a_key_put_in_the_environment_after_the_widget_is_used_and_shown_on_generate(
+    make_widget: MakeWidget, sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = make_widget()
+    assert (w.sandbox, w.key_source) == (True, "")
+    monkeypatch.setenv("SIRAY_BASE_URL", sandbox.base_url)
+    monkeypatch.setenv("SIRAY_API_KEY", SECRET)
+    w.generate().result(timeout=WAIT)
+    assert (w.sandbox, w.key_source) == (False, "environment")
+    assert sandbox.received_bodies() == [w.request_json.encode()]
+    assert sandbox.base_url in w.snippets["curl"]

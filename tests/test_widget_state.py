@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 from typing import Any
 
 import pytest
 import traitlets
-from fixtures.widget_fixtures import MakeWidget
+from fixtures.widget_fixtures import MakeWidget, send
 
+from siray_widgets._widget_tasks import redact
+from siray_widgets.config import Secret
 from siray_widgets.errors import ValidationError
 from siray_widgets.schema import FIELDS, FIELDS_BY_NAME, TASK_STATUSES, ImageRequest, schema_json
 from siray_widgets.widget import DEFAULT_PROMPT, ImagineWidget
@@ -242,3 +245,108 @@ def test_repr_is_short_and_informative(make_widget: MakeWidget) -> None:
     data, _ = w._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in data
     assert data["text/plain"] == repr(w)
+
+
+# -- a key that cannot be one is refused, in words that never show it -----------------------
+
+BROKEN_KEYS = [
+    "sk-live-SECRET\nPART2",
+    "sk-live-SECRET\x00PART2",
+    "sk-live-SECRET\x7fPART2",
+    "sk-live-SECRET PART2",
+    "sk-live-SECRET\u2019PART2",  # a typographic quote from a rich-text paste
+]
+
+
+@pytest.mark.parametrize("key", BROKEN_KEYS)
+def test_a_key_with_a_character_keys_never_have_is_refused_without_echoing_it(
+    make_widget: MakeWidget, key: str
+) -> None:
+    w = make_widget()
+    with pytest.raises(ValueError, match="API key was not used") as caught:
+        w.api_key = key
+    assert "SECRET" not in str(caught.value)
+    assert "PART2" not in str(caught.value)
+    assert "API key was not used" in w.error
+    assert (w.api_key, w.sandbox, w.key_source) == (None, True, "")  # nothing changed
+
+    w.api_key = SECRET
+    reply = send(w, "set-key", key=key)  # pasted into the widget's key field
+    assert not reply["ok"]
+    assert "API key was not used" in reply["error"]
+    assert w.api_key is not None
+    assert w.api_key.reveal() == SECRET  # the key in use stays
+    assert (w.sandbox, w.key_source) == (False, "python")
+    everything = json.dumps([w.get_state(), w.comm.sent], default=str)
+    assert "SECRET" not in everything.replace(SECRET, "")
+    assert "PART2" not in everything
+
+    with pytest.raises(ValueError, match="API key was not used"):
+        ImagineWidget(api_key=key)
+
+
+def test_redact_masks_the_key_however_an_error_quotes_it() -> None:
+    key = "sk-live-SECRET\nPART2-and-more"
+    secret = Secret(key)
+    quoted = [
+        key,
+        f"Illegal header value b'Bearer {key!r}'",  # an HTTP library's repr of the header
+        repr(key.encode()),
+        json.dumps({"key": key}),
+        urllib.parse.quote(key),
+        "the server saw 'sk-live-SECRET' and then 'PART2-and-more'",  # cut at the line break
+    ]
+    for text in quoted:
+        masked = redact(text, secret)
+        assert "SECRET" not in masked, text
+        assert "PART2-and-more" not in masked, text
+        assert "***" in masked
+    assert redact("nothing to hide", secret) == "nothing to hide"
+    assert redact("a plain sk-key", None) == "a plain sk-key"
+
+
+# -- where requests go: base_url and the environment ----------------------------------------
+
+
+def test_setting_base_url_updates_badge_key_source_and_snippets(make_widget: MakeWidget) -> None:
+    w = make_widget(chaos=5)
+    assert (w.sandbox, w.key_source) == (True, "")
+    w.base_url = " https://proxy.example.com "
+    assert w.base_url == "https://proxy.example.com"
+    assert (w.sandbox, w.key_source) == (False, "")  # a server of its own: no sandbox
+    assert "https://proxy.example.com/v1/images/generations/async" in w.snippets["curl"]
+    python = w.snippets["python"]
+    assert "SirayClient(base_url='https://proxy.example.com')" in python
+    namespace: dict[str, Any] = {}
+    exec(python.split("with SirayClient", 1)[0], namespace)  # still builds the same request
+    assert namespace["request"] == w.request
+    w.base_url = None
+    assert (w.sandbox, w.key_source) == (True, "")
+    assert "https://api.siray.ai/" in w.snippets["curl"]
+    assert "SirayClient()" in w.snippets["python"]
+    with pytest.raises(TypeError, match="base_url must be a str"):
+        w.base_url = 8080  # type: ignore[assignment]
+
+
+def test_a_key_put_in_the_environment_later_shows_when_displayed(
+    make_widget: MakeWidget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = make_widget()
+    assert (w.sandbox, w.key_source) == (True, "")
+    monkeypatch.setenv("SIRAY_API_KEY", SECRET)
+    assert repr(w).endswith("sandbox=False)")
+    w._repr_mimebundle_()  # what displaying it again in a cell does
+    assert (w.sandbox, w.key_source) == (False, "environment")
+    monkeypatch.delenv("SIRAY_API_KEY")
+    w._repr_mimebundle_()
+    assert (w.sandbox, w.key_source) == (True, "")
+    assert SECRET not in json.dumps([w.get_state(), w.comm.sent], default=str)
+
+
+def test_front_end_writes_to_names_that_are_not_traits_are_dropped(
+    make_widget: MakeWidget,
+) -> None:
+    w = make_widget()
+    w.set_state({"bogus": 1, "chaos": 12})  # an older or newer page
+    assert w.chaos == 12
+    assert not hasattr(w, "bogus")
