@@ -7,12 +7,11 @@ the modules they come from; the front end only copies these strings.
 from __future__ import annotations
 
 import html
-import ipaddress
 import re
 import urllib.parse
 from collections.abc import Sequence
 
-from .config import API_KEY_ENV, DEFAULT_BASE_URL
+from .config import API_KEY_ENV, DEFAULT_BASE_URL, is_loopback
 from .errors import SirayError
 from .schema import CREATE_PATH, FIELDS, ImageRequest
 
@@ -124,9 +123,4 @@ def is_local_url(url: str) -> bool:
         return False
     if parts.scheme.lower() not in ("http", "https") or not host:
         return False
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return host.lower().endswith(".localhost") or is_loopback(host)

@@ -20,9 +20,10 @@ import urllib.parse
 from collections.abc import Generator, Sequence
 from typing import Any, Literal
 
-from .config import API_KEY_ENV, Secret
+from .config import API_KEY_ENV, Secret, check_key
 from .errors import (
     AuthenticationError,
+    ConfigurationError,
     SirayError,
     TaskFailedError,
     ValidationError,
@@ -271,16 +272,14 @@ def redact(text: str, secret: Secret | None) -> str:
 def key_problem(key: str) -> str | None:
     """Why ``key`` (already stripped) cannot be an API key, in plain words; None if it can.
 
-    A key is printable ASCII without whitespace: anything else cannot travel in an HTTP
-    header, and the HTTP library would echo the key in its error. The words never show it.
+    The rule is :func:`config.check_key`'s (printable ASCII, no whitespace): anything else
+    cannot travel in an HTTP header, and the HTTP library would echo the key in its error.
     """
-    if all("!" <= char <= "~" for char in key):
-        return None
-    return (
-        "That API key was not used: it contains a space, a line break or another character "
-        "that keys never have (only printable ASCII). Copy the key again from your Siray "
-        "dashboard and paste just the key."
-    )
+    try:
+        check_key(key, hint="copy the key again from your Siray dashboard and paste just the key")
+    except ConfigurationError as exc:
+        return f"That API key was not used: {exc}."
+    return None
 
 
 #: Image types shown from bytes; never SVG (a downloaded SVG can run script).
