@@ -11,16 +11,13 @@ import concurrent.futures
 import contextlib
 import importlib
 import itertools
-import json
-import re
 import sys
 import threading
 import time
-import urllib.parse
 from collections.abc import Generator, Sequence
 from typing import Any, Literal
 
-from .config import API_KEY_ENV, Secret, check_key
+from .config import API_KEY_ENV, Secret, check_key, redact
 from .errors import (
     AuthenticationError,
     ConfigurationError,
@@ -240,33 +237,6 @@ def describe_error(exc: BaseException, secret: Secret | None = None) -> str:
             "please report it with the steps that led here."
         )
     return redact(text, secret)
-
-
-def redact(text: str, secret: Secret | None) -> str:
-    """``text`` with the key (if any) masked: defence in depth for echoed server text.
-
-    Error texts quote the key in more ways than one: escaped (an HTTP library's ``repr`` of a
-    header value, JSON), percent-encoded, or cut in pieces at a character that broke it.
-    """
-    key = secret.reveal() if secret is not None else ""
-    if not key:
-        return text
-    forms = {
-        key,
-        repr(key)[1:-1],
-        json.dumps(key)[1:-1],
-        json.dumps(key, ensure_ascii=False)[1:-1],
-        repr(key.encode("utf-8", "backslashreplace"))[2:-1],
-        key.encode("unicode_escape").decode("ascii"),
-        urllib.parse.quote(key, safe=""),
-        urllib.parse.quote_plus(key),
-    }
-    # Pieces between characters a key never has; short ones could be ordinary words.
-    forms.update(piece for piece in re.split(r"[^!-~]", key) if len(piece) >= 8)
-    for form in sorted(forms, key=len, reverse=True):
-        if form:
-            text = text.replace(form, "***")
-    return text
 
 
 def key_problem(key: str) -> str | None:

@@ -44,7 +44,7 @@ import httpx
 import stamina
 
 from . import __version__
-from .config import Secret, Settings, resolve
+from .config import Secret, Settings, redact, resolve
 from .errors import (
     APIError,
     AuthenticationError,
@@ -270,7 +270,7 @@ def _error_details(
 ) -> tuple[str, str | None, str | None, str | None]:
     """(message, type, code, param) from an error body: OpenAI-style JSON, plain text or HTML.
 
-    The message has the key masked (see :func:`_redact`) before it is shortened, so that a
+    The message has the key masked (see :func:`config.redact`) before it is shortened, so that a
     cut cannot leave half of an echoed key.
     """
     content = response.content
@@ -280,7 +280,7 @@ def _error_details(
         body = json.loads(content) if content else None
     except ValueError:
         body = None
-        message = _excerpt(_redact(content.decode("utf-8", "replace"), secret))
+        message = _excerpt(redact(content.decode("utf-8", "replace"), secret))
     if isinstance(body, dict):
         error = body.get("error")
         detail = body.get("detail")
@@ -303,9 +303,9 @@ def _error_details(
             message = _text(body.get("message"))
             code = code or _text(body.get("code"))
     elif body is not None and message is None:
-        message = _excerpt(_redact(json.dumps(body), secret))
+        message = _excerpt(redact(json.dumps(body), secret))
     if message:
-        message = _excerpt(_redact(message, secret))
+        message = _excerpt(redact(message, secret))
     return (message or response.reason_phrase or "no error message", error_type, code, param)
 
 
@@ -313,34 +313,6 @@ def _text(value: Any) -> str | None:
     if value is None or value == "":
         return None
     return value if isinstance(value, str) else str(value)
-
-
-def _redact(text: str, secret: Secret | None) -> str:
-    """``text`` with the key masked, as written and in its escaped forms.
-
-    Some servers echo the key they rejected, and the HTTP library quotes an illegal header
-    value as ``b'Bearer ...'`` (escaped like a Python bytes literal); neither form may reach
-    an exception message. Keys with characters that need escaping are refused by
-    :func:`~siray_widgets.config.resolve`, so the escaped forms are defence in depth.
-    """
-    if secret is None:
-        return text
-    key = secret.reveal()
-    if not key:
-        return text
-    forms = {
-        key,
-        repr(key)[1:-1],
-        key.encode("unicode_escape").decode("ascii"),
-        repr(key.encode("utf-8"))[2:-1],
-        json.dumps(key)[1:-1],
-        json.dumps(key, ensure_ascii=False)[1:-1],
-        quote(key, safe=""),
-    }
-    for form in sorted(forms, key=len, reverse=True):
-        if form:
-            text = text.replace(form, "***")
-    return text
 
 
 # --- the async client --------------------------------------------------------------------
@@ -629,7 +601,7 @@ class AsyncSirayClient:
             ) from None
         except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
             # Anything else httpx or the socket layer raises: still no HTTP answer.
-            detail = _excerpt(_redact(str(exc), self._key)) or "no details"
+            detail = _excerpt(redact(str(exc), self._key)) or "no details"
             raise TransportError(
                 f"{method} {url}: {type(exc).__name__} ({detail})", sent=None
             ) from None
@@ -638,7 +610,7 @@ class AsyncSirayClient:
             try:
                 body = json.loads(response.content, parse_constant=_reject_constant)
             except ValueError:
-                text = _excerpt(_redact(response.text, self._key))
+                text = _excerpt(redact(response.text, self._key))
                 raise UnexpectedResponseError(
                     f"the response is not JSON: {text or '(empty body)'}", status_code=status
                 ) from None
@@ -651,10 +623,10 @@ class AsyncSirayClient:
                 message = _text(body.get("message")) or "no message"
                 code_text = _text(code)
                 raise UnexpectedResponseError(
-                    f"the API answered code {_redact(repr(code), self._key)}: "
-                    f"{_excerpt(_redact(message, self._key))}",
+                    f"the API answered code {redact(repr(code), self._key)}: "
+                    f"{_excerpt(redact(message, self._key))}",
                     status_code=status,
-                    code=None if code_text is None else _redact(code_text, self._key),
+                    code=None if code_text is None else redact(code_text, self._key),
                 )
             return body
         raise self._status_error(response)
@@ -667,7 +639,7 @@ class AsyncSirayClient:
         status = response.status_code
         message, *fields = _error_details(response, self._key)
         # The server's type, code and param end up in the error's attributes: mask them too.
-        error_type, code, param = (None if f is None else _redact(f, self._key) for f in fields)
+        error_type, code, param = (None if f is None else redact(f, self._key) for f in fields)
         common: dict[str, Any] = {"status_code": status, "error_type": error_type, "code": code}
         if status in (400, 422):
             return BadRequestError(message, field=param, **common)
@@ -707,7 +679,7 @@ def _transport_error(
     so it is redacted before it is shortened (shortening first could cut the key in half).
     """
     target = f"{method} {url}"
-    detail = _excerpt(_redact(str(exc), secret))
+    detail = _excerpt(redact(str(exc), secret))
     if isinstance(exc, httpx.ConnectTimeout):
         return TransportError(f"{target}: timed out while connecting", sent=False)
     if isinstance(exc, httpx.ConnectError):

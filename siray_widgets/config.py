@@ -25,11 +25,13 @@ Both are checked here, before anything is sent, and refused with a
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 from .errors import ConfigurationError
 
@@ -231,3 +233,31 @@ def resolve(
         key_source=source,
         sandbox=False,
     )
+
+
+def redact(text: str, secret: Secret | None) -> str:
+    """``text`` with the key (if any) masked: defence in depth for echoed server text.
+
+    Servers may echo the key they rejected, and error texts quote it in more ways than one:
+    escaped (an HTTP library's ``repr`` of a header value, JSON), percent-encoded, or cut in
+    pieces at a character that broke it. The client and the widget both mask with this.
+    """
+    key = secret.reveal() if secret is not None else ""
+    if not key:
+        return text
+    forms = {
+        key,
+        repr(key)[1:-1],
+        json.dumps(key)[1:-1],
+        json.dumps(key, ensure_ascii=False)[1:-1],
+        repr(key.encode("utf-8", "backslashreplace"))[2:-1],
+        key.encode("unicode_escape").decode("ascii"),
+        quote(key, safe=""),
+        quote_plus(key),
+    }
+    # Pieces between characters a key never has; short ones could be ordinary words.
+    forms.update(piece for piece in re.split(r"[^!-~]", key) if len(piece) >= 8)
+    for form in sorted(forms, key=len, reverse=True):
+        if form:
+            text = text.replace(form, "***")
+    return text

@@ -111,9 +111,8 @@ from ._widget_tasks import (
     describe_error,
     fetch_images,
     key_problem,
-    redact,
 )
-from .config import API_KEY_ENV, BASE_URL_ENV, Secret
+from .config import API_KEY_ENV, BASE_URL_ENV, Secret, redact
 from .errors import TaskFailedError, ValidationError
 from .schema import FIELD_NAMES, FIELDS_BY_NAME, TASK_STATUSES, ImageRequest, schema_json
 from .task import Task

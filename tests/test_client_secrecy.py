@@ -23,8 +23,8 @@ from fixtures.fault_server import (
     tiny_poll,
 )
 
-from siray_widgets.client import AsyncSirayClient, RetryPolicy, SirayClient, _redact
-from siray_widgets.config import Secret
+from siray_widgets.client import AsyncSirayClient, RetryPolicy, SirayClient
+from siray_widgets.config import Secret, redact
 from siray_widgets.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -185,9 +185,9 @@ def test_redact_masks_the_key_in_its_escaped_forms() -> None:
         json.dumps(key)[1:-1],
         urllib.parse.quote(key, safe=""),
     ):
-        assert _redact(f"before {form} after", secret) == "before *** after", form
-    assert _redact("nothing here", secret) == "nothing here"
-    assert _redact(f"plain {key}", None) == f"plain {key}"
+        assert redact(f"before {form} after", secret) == "before *** after", form
+    assert redact("nothing here", secret) == "nothing here"
+    assert redact(f"plain {key}", None) == f"plain {key}"
 
 
 @pytest.mark.parametrize(

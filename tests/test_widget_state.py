@@ -10,8 +10,7 @@ import pytest
 import traitlets
 from fixtures.widget_fixtures import MakeWidget, send
 
-from siray_widgets._widget_tasks import redact
-from siray_widgets.config import Secret
+from siray_widgets.config import Secret, redact
 from siray_widgets.errors import ValidationError
 from siray_widgets.schema import FIELDS, FIELDS_BY_NAME, TASK_STATUSES, ImageRequest, schema_json
 from siray_widgets.widget import DEFAULT_PROMPT, ImagineWidget
