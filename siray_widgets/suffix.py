@@ -3,6 +3,10 @@
 Workshop users and prompt designers think in suffixes, so a request can be written as one
 and a prompt ending in one can be read into fields. Every flag this model cannot honour is
 refused with a message naming it: nothing is ever dropped silently.
+
+Permutation prompts (``a {red, green} fox --ar {1:1, 16:9}``) are expanded first (see
+:mod:`siray_widgets.permutations`): :func:`parse_prompts` returns every request such a text
+makes; :func:`parse_prompt` reads exactly one and says where to go when there are more.
 """
 
 from __future__ import annotations
@@ -11,6 +15,13 @@ import re
 from typing import Any
 
 from .errors import SuffixError, ValidationError
+from .permutations import (
+    MAX_PERMUTATIONS,
+    count_permutations,
+    escape_permutations,
+    expand_permutations,
+    first_group,
+)
 from .schema import FIELDS_BY_NAME, ImageRequest
 
 # flag (as typed, lower case) -> field it sets. Long and short aliases.
@@ -61,10 +72,13 @@ _UNSUPPORTED: dict[str, str] = {
     "niji": "this model is niji 7 (write --niji 7 or leave it out)",
 }
 
+# Every flag name this module knows, supported or not.
+_KNOWN_FLAGS = frozenset(_VALUE_FLAGS) | frozenset(_SWITCH_FLAGS) | frozenset(_UNSUPPORTED)
+
 # A flag starts a whitespace-separated token with two dashes. Phones turn "--" into an em
-# dash (and some keyboards into an en dash), so those count too when a letter follows.
-_FLAG = re.compile(r"(?<!\S)(?:--|[\u2014\u2013])([A-Za-z][\w-]*)")
-_PERMUTATION = re.compile(r"\{[^{}]*,[^{}]*\}")
+# dash (and some keyboards into an en dash), so those count too, but only before a flag name
+# this module knows: "a fox —beautiful" is prose. (No nested quantifiers: linear.)
+_FLAG = re.compile(r"(?<!\S)(--|[\u2014\u2013])([A-Za-z][\w-]*)")
 
 
 def render_suffix(request: ImageRequest) -> str:
@@ -83,20 +97,34 @@ def render_suffix(request: ImageRequest) -> str:
     if request.tile:
         parts.append("--tile")
     if request.negative_prompt.strip():
-        parts.append(f"--no {request.negative_prompt.strip()}")
+        parts.append(f"--no {escape_permutations(request.negative_prompt.strip())}")
     parts.append("--niji 7")
     return " ".join(parts)
 
 
 def render_prompt(request: ImageRequest) -> str:
-    """The prompt followed by its suffix: what a Midjourney user would type."""
-    return f"{request.prompt.strip()} {render_suffix(request)}"
+    """The prompt followed by its suffix: what a Midjourney user would type.
+
+    Braces in the prompt are escaped (``\\{``), so reading the text back gives this one
+    request rather than a permutation.
+    """
+    return f"{escape_permutations(request.prompt.strip())} {render_suffix(request)}"
 
 
 def parse_suffix(text: str) -> tuple[str, dict[str, Any]]:
     """Split ``text`` into the prompt and the fields its suffix sets (validated).
 
-    Raises :class:`SuffixError` naming the flag for anything unsupported or malformed.
+    Permutation escapes are resolved; a text that makes several prompts is refused (see
+    :func:`parse_prompts`). Raises :class:`SuffixError` naming the flag for anything
+    unsupported or malformed.
+    """
+    return split_suffix(_single_expansion(text))
+
+
+def split_suffix(text: str) -> tuple[str, dict[str, Any]]:
+    """:func:`parse_suffix` for text whose permutations are already expanded.
+
+    Braces and backslashes are plain text here.
     """
     if "::" in text:
         raise SuffixError(
@@ -104,13 +132,9 @@ def parse_suffix(text: str) -> tuple[str, dict[str, Any]]:
             "multi-prompt weights are not supported; write one prompt and put what to leave "
             "out in --no",
         )
-    permutation = _PERMUTATION.search(text)
-    if permutation:
-        raise SuffixError(
-            permutation.group(0),
-            "permutation prompts are not supported; generate each variant separately",
-        )
-    flags = list(_FLAG.finditer(text))
+    flags = [
+        m for m in _FLAG.finditer(text) if m.group(1) == "--" or m.group(2).lower() in _KNOWN_FLAGS
+    ]
     if not flags:
         return text.strip(), {}
     prompt = text[: flags[0].start()].strip()
@@ -118,8 +142,8 @@ def parse_suffix(text: str) -> tuple[str, dict[str, Any]]:
     seen: dict[str, str] = {}
     for i, match in enumerate(flags):
         end = flags[i + 1].start() if i + 1 < len(flags) else len(text)
-        name = match.group(1).lower()
-        flag = f"--{match.group(1)}"
+        name = match.group(2).lower()
+        flag = f"--{match.group(2)}"
         value = text[match.end() : end].strip()
         field_name, field_value = _read_flag(name, flag, value)
         if field_name is None:
@@ -137,11 +161,45 @@ def parse_suffix(text: str) -> tuple[str, dict[str, Any]]:
 def parse_prompt(text: str, base: ImageRequest | None = None) -> ImageRequest:
     """Read a prompt that may end in a suffix into a request.
 
-    Fields the suffix does not set come from ``base`` (or the defaults).
+    Fields the suffix does not set come from ``base`` (or the defaults). A permutation
+    prompt that makes several requests raises :class:`SuffixError` pointing to
+    :func:`parse_prompts`.
+
     >>> parse_prompt("a fox in the snow --ar 16:9 --s 250").stylize
     250
     """
-    prompt, fields = parse_suffix(text)
+    return _request(split_suffix(_single_expansion(text)), base)
+
+
+def parse_prompts(
+    text: str, base: ImageRequest | None = None, *, limit: int = MAX_PERMUTATIONS
+) -> list[ImageRequest]:
+    """Every request a permutation prompt makes, in Midjourney's order.
+
+    ``a {red, green} bird --ar {1:1, 16:9}`` gives four requests (red 1:1, red 16:9,
+    green 1:1, green 16:9). Text without braces gives one. All are validated before any is
+    returned; more than ``limit`` raises :class:`~siray_widgets.permutations.PermutationError`
+    before any is built.
+
+    >>> [r.prompt for r in parse_prompts("a {red, green} bird")]
+    ['a red bird', 'a green bird']
+    """
+    return [_request(split_suffix(e.text), base) for e in expand_permutations(text, limit=limit)]
+
+
+def _single_expansion(text: str) -> str:
+    count = count_permutations(text)
+    if count > 1:
+        raise SuffixError(
+            first_group(text) or text,
+            f"is a permutation: this text makes {count:,} prompts. parse_prompts() returns "
+            "them all (or run them as a sweep); write \\{ and \\} for literal braces",
+        )
+    return expand_permutations(text, limit=1)[0].text
+
+
+def _request(parsed: tuple[str, dict[str, Any]], base: ImageRequest | None) -> ImageRequest:
+    prompt, fields = parsed
     start = base.to_dict() if base is not None else {}
     return ImageRequest(**{**start, **fields, "prompt": prompt})
 
