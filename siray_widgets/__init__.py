@@ -19,7 +19,17 @@ _EXPORTS: dict[str, str] = {
     "schema_json": "schema",
     "openapi": "schema",
     "parse_prompt": "suffix",
+    "parse_prompts": "suffix",
     "render_suffix": "suffix",
+    "expand_permutations": "permutations",
+    "SweepDefinition": "sweep",
+    "SweepError": "sweep",
+    "define_sweep": "sweep",
+    "batch_sweep": "sweep",
+    "Preset": "presets",
+    "PresetLibrary": "presets",
+    "apply_presets": "presets",
+    "preview_presets": "presets",
     "Task": "task",
     "TaskStatus": "task",
     "AsyncSirayClient": "client",
@@ -78,7 +88,10 @@ if TYPE_CHECKING:
         ValidationError,
         WaitTimeoutError,
     )
+    from .permutations import expand_permutations
+    from .presets import Preset, PresetLibrary, apply_presets, preview_presets
     from .schema import FIELDS, MODEL_ID, ImageRequest, openapi, schema_json
-    from .suffix import parse_prompt, render_suffix
+    from .suffix import parse_prompt, parse_prompts, render_suffix
+    from .sweep import SweepDefinition, SweepError, batch_sweep, define_sweep
     from .task import Task, TaskStatus
     from .widget import ImagineWidget

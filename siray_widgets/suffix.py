@@ -12,6 +12,8 @@ makes; :func:`parse_prompt` reads exactly one and says where to go when there ar
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from .errors import SuffixError, ValidationError
@@ -71,6 +73,9 @@ _UNSUPPORTED: dict[str, str] = {
     "style": "only --style raw is supported (it sets raw)",
     "niji": "this model is niji 7 (write --niji 7 or leave it out)",
 }
+
+#: Flag (lower case, without dashes) -> the field it sets: ``{"ar": "aspect_ratio", ...}``.
+FLAG_FIELDS: Mapping[str, str] = MappingProxyType({**_VALUE_FLAGS, **_SWITCH_FLAGS})
 
 # Every flag name this module knows, supported or not.
 _KNOWN_FLAGS = frozenset(_VALUE_FLAGS) | frozenset(_SWITCH_FLAGS) | frozenset(_UNSUPPORTED)
