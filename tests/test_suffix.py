@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -146,7 +148,7 @@ def _int_field(name: str) -> st.SearchStrategy[int]:
     raw=st.booleans(),
     tile=st.booleans(),
 )
-def test_round_trip(**fields: object) -> None:
+def test_round_trip(**fields: Any) -> None:
     negative = fields.pop("negative")
     r = ImageRequest(**fields, negative_prompt=negative)
     assert parse_prompt(render_prompt(r)) == r

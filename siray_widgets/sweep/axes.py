@@ -222,7 +222,11 @@ class Axis:
                 raise SweepError(where, name, "a field axis needs a field name")
             axis = field_axis(name, values, slot=slot)
         elif kind == "prompt":
-            axis = prompt_axis([_row(v, axis_label(slot, "prompt"), parse=False) for v in values])
+            where = axis_label(slot, "prompt")
+            rows = [_row(v, where, parse=False) for v in values]
+            if len(rows) > MAX_AXIS_VALUES:
+                raise SweepError(where, None, f"has more than {MAX_AXIS_VALUES:,} prompts")
+            axis = _rows_axis(rows, [str(r["prompt"]) for r in rows], where, spec=None)
         elif kind == "preset":
             try:
                 presets = [Preset.from_json(v) for v in values]
@@ -235,13 +239,13 @@ class Axis:
             axis = replicate_axis(len(values), slot=slot)
             if values != list(axis.values):
                 raise SweepError(axis.label(slot), values, "must be 1, 2, ... n")
-        labels = data.get("labels")
+        saved = data.get("labels")
         if (
-            isinstance(labels, list)
-            and len(labels) == len(axis.values)
-            and all(isinstance(label, str) for label in labels)
+            isinstance(saved, list)
+            and len(saved) == len(axis.values)
+            and all(isinstance(label, str) for label in saved)
         ):
-            axis = Axis(axis.kind, axis.values, tuple(labels), axis.field, spec)
+            axis = Axis(axis.kind, axis.values, tuple(saved), axis.field, spec)
         else:
             axis = Axis(axis.kind, axis.values, axis.labels, axis.field, spec)
         return axis
@@ -354,25 +358,30 @@ def prompt_axis(
                 raise SweepError(where, None, f"has more than {MAX_AXIS_VALUES:,} prompts")
     if not rows:
         raise SweepError(where, prompts, "has no prompts")
+    if labels is not None:
+        if len(labels) != len(rows):
+            raise SweepError(where, None, f"has {len(rows)} prompts but {len(labels)} labels")
+        row_labels = [str(label) for label in labels]
+    return _rows_axis(rows, row_labels, where, spec=prompts if isinstance(prompts, str) else None)
+
+
+def _rows_axis(rows: list[Row], labels: list[str], where: str, spec: str | None) -> Axis:
+    """A prompt axis from validated rows; the same row twice is refused."""
     seen: dict[tuple[tuple[str, str], ...], int] = {}
     for i, row in enumerate(rows):
         key = tuple(sorted((k, repr(v)) for k, v in row.items()))
         if key in seen:
             raise SweepError(
                 where,
-                row_labels[i],
+                labels[i],
                 f"appears twice (variants {seen[key] + 1} and {i + 1}); it would be paid for twice",
             )
         seen[key] = i
-    if labels is not None:
-        if len(labels) != len(rows):
-            raise SweepError(where, None, f"has {len(rows)} prompts but {len(labels)} labels")
-        row_labels = [str(label) for label in labels]
     return Axis(
         "prompt",
         tuple(MappingProxyType(dict(r)) for r in rows),
-        tuple(row_labels),
-        spec=prompts if isinstance(prompts, str) else None,
+        tuple(labels),
+        spec=spec,
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from ..schema import FIELD_NAMES, FIELDS
+from ..suffix import FLAG_FIELDS
 from .axes import SLOTS, prompt_axis
 from .definition import SweepDefinition, define_sweep
 from .errors import SweepError
@@ -118,13 +119,17 @@ def batch_sweep(prompts: PromptSource, *, slot: str = "y", **options: Any) -> Sw
         raise SweepError(f"{slot.upper()} axis", None, "holds the prompt list in a batch")
     if "prompt" in options:
         raise SweepError("batch", None, "takes its prompts from the list, not prompt=")
-    axis = prompt_axis(read_prompt_list(prompts), slot=slot)
+    items = read_prompt_list(prompts)
+    if not items:
+        raise SweepError("prompt list", None, "has no prompts (every line is blank)")
+    axis = prompt_axis(items, slot=slot)
     return define_sweep(None, **{**options, slot: axis})
 
 
 def _column(cell: str) -> str | None:
+    """The field a CSV column is named after: a field name or label, or a suffix flag."""
     key = " ".join(cell.replace("_", " ").split()).casefold()
     for f in FIELDS:
         if key in (" ".join(f.name.replace("_", " ").split()), f.label.casefold()):
             return f.name
-    return None
+    return FLAG_FIELDS.get(key.removeprefix("--"))
