@@ -105,6 +105,10 @@ class Preset:
         ordered = {n: checked[n] for n in FIELD_NAMES if n in checked}
         object.__setattr__(self, "fields", MappingProxyType(ordered))
 
+    def __hash__(self) -> int:
+        fields = tuple(self.fields.items())
+        return hash((self.name, fields, self.prompt, self.negative_prompt, self.description))
+
     # -- applying --
 
     def apply(self, request: ImageRequest) -> ImageRequest:

@@ -537,3 +537,27 @@ def test_axis_objects_validate_themselves() -> None:
     with pytest.raises(SweepError, match="one label per value"):
         Axis("field", (1,), (), field="chaos")
     assert field_axis("prompt", "a\nb").kind == "prompt"
+
+
+def test_a_sweep_needs_a_prompt() -> None:
+    with pytest.raises(SweepError, match="^prompt: is empty: a sweep needs a prompt"):
+        define_sweep(x="chaos=0, 5")
+    with pytest.raises(SweepError, match="^prompt: is empty"):
+        define_sweep("   ")
+
+
+@pytest.mark.parametrize("count", [0, 101, "9" * 5000, "²", "two", 2.0, True])
+def test_bad_replicate_counts_are_named(count: object) -> None:
+    with pytest.raises(SweepError, match=r"^replicate axis: "):
+        define_sweep("a fox", replicates=count)  # type: ignore[arg-type]
+
+
+def test_definitions_cells_and_presets_are_hashable_values() -> None:
+    sweep = define_sweep("a fox", x=("preset", "Raw, Stylize low"), y="chaos=0, 5", seed=1)
+    again = SweepDefinition.from_json(sweep.dumps())
+    assert {sweep, again} == {sweep}
+    assert sweep.key == again.key
+    assert len(sweep.key) == 64
+    assert sweep.key != sweep.swap().key  # a different grid, the same cells
+    assert len(set(sweep.cells())) == 4
+    assert len({sweep.x, again.x}) == 1

@@ -20,6 +20,7 @@ only used to name it in errors.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -125,6 +126,10 @@ class Axis:
             raise SweepError(
                 "axis", self.field, "a field axis, and only a field axis, names a field"
             )
+
+    def __hash__(self) -> int:
+        # Rows are read-only mappings (unhashable); labels identify the values well enough.
+        return hash((self.kind, self.field, self.labels, self.spec))
 
     @property
     def name(self) -> str:
@@ -461,7 +466,7 @@ def replicate_axis(count: int | str, *, slot: str | None = None) -> Axis:
     """
     where = axis_label(slot, "replicate")
     n: Any = count
-    if isinstance(count, str) and count.strip().isdigit():
+    if isinstance(count, str) and re.fullmatch(r"\d{1,6}", count.strip(), re.ASCII):
         n = int(count.strip())
     if not isinstance(n, int) or isinstance(n, bool):
         raise SweepError(where, count, "must be a whole number of replicates")

@@ -119,6 +119,9 @@ class Cell:
     key: str
     replicate: int = 1
 
+    def __hash__(self) -> int:
+        return hash((self.index, self.key))
+
     def at(self, slot: str) -> Coordinate | None:
         for coordinate in self.coordinates:
             if coordinate.slot == slot:
@@ -198,6 +201,15 @@ class SweepDefinition:
                 None,
                 f"has {self.task_count:,} cells ({sizes}); at most {MAX_CELLS:,} are allowed",
             )
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    @property
+    def key(self) -> str:
+        """A stable hash of the whole definition (hex SHA-256 of its canonical JSON)."""
+        text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     # -- shape and counts --
 
@@ -465,8 +477,10 @@ def define_sweep(
                 raise SweepError("prompt", prompt, str(exc)) from None
             values.update(fields)
             values["prompt"] = text
-    if replicates != 1:
-        auto.append(replicate_axis(replicates))
+    if isinstance(replicates, bool) or replicates != 1:
+        repeated = replicate_axis(replicates)  # validates
+        if len(repeated) > 1:
+            auto.append(repeated)
     slots: dict[str, Axis | None] = {
         slot: as_axis(value, slot=slot, library=library)
         for slot, value in (("x", x), ("y", y), ("z", z))
