@@ -128,6 +128,26 @@ def expand_permutations(text: str, *, limit: int = MAX_PERMUTATIONS) -> list[Exp
     ]
 
 
+def expand_single(text: str) -> str:
+    """The one prompt ``text`` expands to (escapes resolved), in one pass.
+
+    Raises :class:`PermutationError` for bad syntax, and when the text makes several prompts
+    (naming the first group with a choice, and pointing to ``parse_prompts``).
+    """
+    sequence, groups = _parse(text, limit=None)
+    count = _sequence_count(sequence)
+    if count != 1:
+        group = next((g for g in groups if g.count > 1), None)
+        shown = f"{count:,}" if count < _COUNT_CEILING else "an astronomical number of"
+        raise PermutationError(
+            text[group.start : group.end + 1] if group is not None else _excerpt(text),
+            f"is a permutation: this text makes {shown} prompts. parse_prompts() returns "
+            "them all (or run them as a sweep); write \\{ and \\} for literal braces",
+        )
+    (rope,) = _expand_sequence(sequence)
+    return _flatten(rope)
+
+
 def first_group(text: str) -> str | None:
     """The source text of the first group that offers more than one option, or None."""
     _, groups = _parse(text, limit=None)

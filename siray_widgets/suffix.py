@@ -19,10 +19,9 @@ from typing import Any
 from .errors import SuffixError, ValidationError
 from .permutations import (
     MAX_PERMUTATIONS,
-    count_permutations,
     escape_permutations,
     expand_permutations,
-    first_group,
+    expand_single,
 )
 from .schema import FIELDS_BY_NAME, ImageRequest
 
@@ -123,7 +122,7 @@ def parse_suffix(text: str) -> tuple[str, dict[str, Any]]:
     :func:`parse_prompts`). Raises :class:`SuffixError` naming the flag for anything
     unsupported or malformed.
     """
-    return split_suffix(_single_expansion(text))
+    return split_suffix(expand_single(text))
 
 
 def split_suffix(text: str) -> tuple[str, dict[str, Any]]:
@@ -173,7 +172,7 @@ def parse_prompt(text: str, base: ImageRequest | None = None) -> ImageRequest:
     >>> parse_prompt("a fox in the snow --ar 16:9 --s 250").stylize
     250
     """
-    return _request(split_suffix(_single_expansion(text)), base)
+    return _request(split_suffix(expand_single(text)), base)
 
 
 def parse_prompts(
@@ -190,17 +189,6 @@ def parse_prompts(
     ['a red bird', 'a green bird']
     """
     return [_request(split_suffix(e.text), base) for e in expand_permutations(text, limit=limit)]
-
-
-def _single_expansion(text: str) -> str:
-    count = count_permutations(text)
-    if count > 1:
-        raise SuffixError(
-            first_group(text) or text,
-            f"is a permutation: this text makes {count:,} prompts. parse_prompts() returns "
-            "them all (or run them as a sweep); write \\{ and \\} for literal braces",
-        )
-    return expand_permutations(text, limit=1)[0].text
 
 
 def _request(parsed: tuple[str, dict[str, Any]], base: ImageRequest | None) -> ImageRequest:
