@@ -540,9 +540,9 @@ def test_axis_objects_validate_themselves() -> None:
 
 
 def test_a_sweep_needs_a_prompt() -> None:
-    with pytest.raises(SweepError, match="^prompt: is empty: a sweep needs a prompt"):
+    with pytest.raises(SweepError, match=r"^prompt: is empty: a sweep needs a prompt"):
         define_sweep(x="chaos=0, 5")
-    with pytest.raises(SweepError, match="^prompt: is empty"):
+    with pytest.raises(SweepError, match=r"^prompt: is empty"):
         define_sweep("   ")
 
 
