@@ -369,7 +369,9 @@ def test_unknown_axis_names_and_malformed_specs() -> None:
         define_sweep("a fox", z=("ar", "1:1, 5:4"))
     with pytest.raises(SweepError, match=r"^X axis \(preset\): no preset called 'Nope'"):
         define_sweep("a fox", x=("preset", "Raw, Nope"))
-    with pytest.raises(SweepError, match=r"^X axis \(prompt\): 'a cat --ar 5:4' --ar 5:4: "):
+    with pytest.raises(
+        SweepError, match=r"^X axis \(prompt\): 'a cat --ar 5:4' cannot be read \(--ar 5:4: "
+    ):
         define_sweep(x=("prompt", "a fox\na cat --ar 5:4"))
     with pytest.raises(SweepError, match="must be an Axis, a \\(name, values\\) pair"):
         define_sweep("a fox", x=["stylize", "0"])  # type: ignore[arg-type]

@@ -506,7 +506,7 @@ def _rows_from_text(
     try:
         expansions = expand_permutations(text, limit=limit)
     except SuffixError as exc:
-        raise SweepError(where, text, str(exc)) from None
+        raise SweepError(where, text, f"cannot be read ({exc})") from None
     by_choice = label_by_choice and len(expansions) > 1
     out: list[tuple[Row, str]] = []
     for expansion in expansions:
@@ -522,7 +522,7 @@ def _rows_from_mapping(item: Mapping[str, Any], where: str, limit: int) -> list[
     try:
         expansions = expand_permutations(text, limit=limit)
     except SuffixError as exc:
-        raise SweepError(where, text, str(exc)) from None
+        raise SweepError(where, text, f"cannot be read ({exc})") from None
     return [
         (_row({**item, "prompt": e.text}, where, parse=True), e.text.strip()) for e in expansions
     ]
@@ -540,7 +540,7 @@ def _row(item: Any, where: str, *, parse: bool) -> Row:
         try:
             text, fields = split_suffix(text)
         except SuffixError as exc:
-            raise SweepError(where, item.get("prompt"), str(exc)) from None
+            raise SweepError(where, item.get("prompt"), f"cannot be read ({exc})") from None
     try:
         prompt = FIELDS_BY_NAME["prompt"].validate(text)
     except ValidationError as exc:

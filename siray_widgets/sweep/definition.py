@@ -466,7 +466,7 @@ def define_sweep(
         try:
             expansions = expand_permutations(prompt, limit=MAX_PERMUTATIONS)
         except SuffixError as exc:
-            raise SweepError("prompt", prompt, str(exc)) from None
+            raise SweepError("prompt", prompt, f"cannot be read ({exc})") from None
         if len(expansions) > 1:
             auto.append(dataclasses.replace(prompt_axis([prompt]), spec=prompt))
             values["prompt"] = ""
@@ -474,7 +474,7 @@ def define_sweep(
             try:
                 text, fields = split_suffix(expansions[0].text)
             except SuffixError as exc:
-                raise SweepError("prompt", prompt, str(exc)) from None
+                raise SweepError("prompt", prompt, f"cannot be read ({exc})") from None
             values.update(fields)
             values["prompt"] = text
     if isinstance(replicates, bool) or replicates != 1:
