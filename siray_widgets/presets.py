@@ -445,9 +445,16 @@ class PresetLibrary:
         return [p.name for p in self.all()]
 
     def get(self, name: str) -> Preset:
-        """The preset called ``name`` (case and outer spaces ignored)."""
+        """The preset called ``name`` (case and outer spaces ignored).
+
+        Built-in presets are found without reading the user's file (no user preset can
+        take a built-in's name).
+        """
         wanted = _key(name)
-        for preset in self.all():
+        for preset in BUILTIN_PRESETS:
+            if _key(preset.name) == wanted:
+                return preset
+        for preset in self.user_presets():
             if _key(preset.name) == wanted:
                 return preset
         known = self.names()

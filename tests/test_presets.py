@@ -295,6 +295,7 @@ def test_a_file_it_cannot_read_is_never_overwritten(
     with pytest.raises(PresetError):
         library.save(Preset("New"))
     assert library.path.read_text(encoding="utf-8") == content
+    assert library.get("stylize high").fields["stylize"] == 250  # built-ins still work
 
 
 # --- AUTOMATIC1111 styles.csv -----------------------------------------------------------------
