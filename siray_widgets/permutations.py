@@ -107,7 +107,7 @@ def expand_permutations(text: str, *, limit: int = MAX_PERMUTATIONS) -> list[Exp
     >>> [e.text for e in expand_permutations("a {red, green} bird")]
     ['a red bird', 'a green bird']
     """
-    sequence, groups = _parse(text, limit=limit)
+    sequence, _ = _parse(text, limit=limit)
     count = _sequence_count(sequence)
     if count > limit:
         shown = f"{count:,}" if count < _COUNT_CEILING else "an astronomical number of"
@@ -121,7 +121,6 @@ def expand_permutations(text: str, *, limit: int = MAX_PERMUTATIONS) -> list[Exp
             _excerpt(text),
             f"{count:,} prompts of up to {len(text):,} characters are too much text to build",
         )
-    del groups
     return [
         Expansion(_flatten(rope), tuple(_flatten(choice) for choice in _unchain(choices)))
         for rope, choices in _expand_top(sequence)
