@@ -8,24 +8,38 @@ end's controls, the sandbox's validation and the OpenAPI document all derive fro
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+import numbers
 import operator
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from .errors import ValidationError
+from .errors import SirayError, ValidationError
 
 MODEL_ID = "midjourney/midjourney-niji-7-t2i"
 CREATE_PATH = "/v1/images/generations/async"
 TASK_PATH = "/v1/images/generations/async/{task_id}"
 
-FieldType = Literal["string", "integer", "boolean"]
+FieldType = Literal["string", "integer", "number", "boolean"]
+#: How the front end shows a field (derived from its rule, see :meth:`Field.control`).
+Control = Literal["checkbox", "choice", "slider", "number", "text", "textarea"]
+
+_TRUE = frozenset(("true", "yes", "on", "1"))
+_FALSE = frozenset(("false", "no", "off", "0"))
 
 
 @dataclass(frozen=True)
 class Field:
-    """One create-task field and the rule it must satisfy."""
+    """One create-task field and the rule it must satisfy.
+
+    niji 7's fields are written by hand below (:data:`FIELDS`); other models' fields are built
+    from their JSON Schema by :func:`model_schema_from_json`.
+    """
 
     name: str
     type: FieldType
@@ -33,31 +47,66 @@ class Field:
     description: str
     required: bool = False
     #: The value this package sends when the user sets nothing (the seed's example body).
+    #: ``None`` (with :attr:`allow_unset`): nothing is sent.
     default: Any = None
     #: The default the API documents, where it documents one.
     api_default: Any = None
-    minimum: int | None = None
-    maximum: int | None = None
-    enum: tuple[str, ...] | None = None
+    #: Bounds: ints for integer fields, ints or floats for number fields.
+    minimum: Any = None
+    maximum: Any = None
+    #: The allowed values (strings, or numbers for numeric fields).
+    enum: tuple[Any, ...] | None = None
     #: Shown as a multi-line text box.
     multiline: bool = False
     #: Left out of the body when blank (sending "" says nothing the API needs to hear).
     omit_if_blank: bool = False
+    #: ``None`` is a valid value meaning "not set": the field is left out of the body.
+    allow_unset: bool = False
+    #: The bounds themselves are not allowed (JSON Schema's exclusiveMinimum/Maximum).
+    exclusive_minimum: bool = False
+    exclusive_maximum: bool = False
+    #: Values must be a multiple of this (JSON Schema's multipleOf).
+    multiple_of: Any = None
+    #: Text length bounds, in characters.
+    min_length: int | None = None
+    max_length: int | None = None
+
+    def control(self) -> Control:
+        """The control that fits this rule: enum -> choice, bounded number -> slider, ..."""
+        if self.type == "boolean":
+            return "checkbox"
+        if self.enum is not None:
+            return "choice"
+        if self.type in ("integer", "number"):
+            bounded = self.minimum is not None and self.maximum is not None
+            return "slider" if bounded else "number"
+        return "textarea" if self.multiline else "text"
 
     def allowed(self) -> str:
         """Plain words for what this field accepts."""
         if self.enum is not None:
             return "one of " + ", ".join(json.dumps(v) for v in self.enum)
-        if self.minimum is not None and self.maximum is not None:
-            return f"an integer in range {self.minimum}..{self.maximum}"
+        if self.type in ("integer", "number"):
+            kind = "an integer" if self.type == "integer" else "a number"
+            bounds = self._range()
+            if self.minimum is not None and self.maximum is not None:
+                words = f"{kind} in range {bounds}"
+            else:
+                words = f"{kind} {bounds}" if bounds else kind
+            if self.multiple_of is not None:
+                words += f" (a multiple of {self.multiple_of})"
+            return words
         if self.type == "boolean":
             return "true or false"
-        if self.required:
-            return "non-empty text"
-        return "text"
+        words = "non-empty text" if self.required else "text"
+        if self.max_length is not None:
+            words += f" of at most {self.max_length} characters"
+        return words
 
     def validate(self, value: Any) -> Any:
         """Return ``value`` in its canonical form or raise :class:`ValidationError`."""
+        if value is None and self.allow_unset:
+            return None
         if self.type == "boolean":
             if not isinstance(value, bool):
                 raise ValidationError(self.name, value, "must be true or false")
@@ -68,14 +117,15 @@ class Field:
             try:
                 number = operator.index(value)  # ints and numpy ints, never floats or strings
             except TypeError:
-                raise ValidationError(
-                    self.name, value, f"must be an integer in range {self._range()}"
-                ) from None
-            assert self.minimum is not None
-            assert self.maximum is not None
-            if not self.minimum <= number <= self.maximum:
-                raise ValidationError(self.name, number, f"is out of range {self._range()}")
-            return number
+                raise ValidationError(self.name, value, f"must be {self.allowed()}") from None
+            return self._check_number(number)
+        if self.type == "number":
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValidationError(self.name, value, f"must be {self.allowed()}")
+            real = int(value) if isinstance(value, numbers.Integral) else float(value)
+            if not math.isfinite(real):
+                raise ValidationError(self.name, value, "must be a finite number")
+            return self._check_number(real)
         # Strings. quality's enum is strings ("1", "2", "4"); an int 2 is what people type.
         if self.enum is not None and type(value) is int and str(value) in self.enum:
             value = str(value)
@@ -92,10 +142,90 @@ class Field:
             raise ValidationError(self.name, value, f"must be {self.allowed()}")
         if self.required and not value.strip():
             raise ValidationError(self.name, value, "must not be empty or only whitespace")
+        if self.max_length is not None and len(value) > self.max_length:
+            raise ValidationError(self.name, value, f"is longer than {self.max_length} characters")
+        if self.min_length is not None and len(value) < self.min_length and value:
+            raise ValidationError(self.name, value, f"is shorter than {self.min_length} characters")
         return value
 
+    def _check_number(self, number: int | float) -> int | float:
+        if self.enum is not None:
+            if number not in self.enum:
+                raise ValidationError(self.name, number, f"must be {self.allowed()}")
+            return number
+        low, high = self.minimum, self.maximum
+        below = low is not None and (number <= low if self.exclusive_minimum else number < low)
+        above = high is not None and (number >= high if self.exclusive_maximum else number > high)
+        if below or above:
+            if low is not None and high is not None:
+                raise ValidationError(self.name, number, f"is out of range {self._range()}")
+            raise ValidationError(self.name, number, f"must be {self._range()}")
+        if self.multiple_of is not None and not _is_multiple(number, self.multiple_of):
+            raise ValidationError(self.name, number, f"must be a multiple of {self.multiple_of}")
+        return number
+
     def _range(self) -> str:
-        return f"{self.minimum}..{self.maximum}"
+        low, high = self.minimum, self.maximum
+        if (
+            low is not None
+            and high is not None
+            and not (self.exclusive_minimum or self.exclusive_maximum)
+        ):
+            return f"{low}..{high}"
+        parts = []
+        if low is not None:
+            parts.append(f"{'>' if self.exclusive_minimum else '>='} {low}")
+        if high is not None:
+            parts.append(f"{'<' if self.exclusive_maximum else '<='} {high}")
+        return " and ".join(parts)
+
+    def from_text(self, text: str) -> Any:
+        """A value typed as text (a command-line ``name=value``) in this field's type, validated.
+
+        Integers and numbers are parsed, booleans read ``true/false/yes/no/on/off/1/0``,
+        strings are taken as they are.
+        """
+        value: Any = text
+        if self.type == "boolean":
+            word = text.strip().lower()
+            if word not in _TRUE | _FALSE:
+                raise ValidationError(self.name, text, "must be true or false")
+            value = word in _TRUE
+        elif self.type == "integer":
+            try:
+                value = int(text.strip())
+            except ValueError:
+                raise ValidationError(self.name, text, f"must be {self.allowed()}") from None
+        elif self.type == "number":
+            try:
+                value = float(text.strip())
+            except ValueError:
+                raise ValidationError(self.name, text, f"must be {self.allowed()}") from None
+            if value.is_integer() and "." not in text and "e" not in text.lower():
+                value = int(value)  # "30" stays 30 in the body, not 30.0
+        return self.validate(value)
+
+    def from_json(self, value: Any) -> Any:
+        """A value decoded from a JSON body, with JSON Schema's strict types, validated.
+
+        ``"quality": 2`` is not a string and ``"steps": 2.5`` not an integer (``5.0`` is).
+        """
+        if value is None and self.allow_unset:
+            return None
+        wrong = (
+            (self.type == "boolean" and not isinstance(value, bool))
+            or (self.type == "string" and not isinstance(value, str))
+            or (
+                self.type in ("integer", "number")
+                and (isinstance(value, bool) or not isinstance(value, (int, float)))
+            )
+            or (self.type == "integer" and isinstance(value, float) and not value.is_integer())
+        )
+        if wrong:
+            raise ValidationError(self.name, value, f"must be {self.allowed()}")
+        if self.type == "integer" and isinstance(value, float):
+            value = int(value)
+        return self.validate(value)
 
     def to_json(self) -> dict[str, Any]:
         """The field as plain JSON, for the front end."""
@@ -112,6 +242,13 @@ class Field:
             "enum": list(self.enum) if self.enum is not None else None,
             "multiline": self.multiline,
             "omit_if_blank": self.omit_if_blank,
+            "allow_unset": self.allow_unset,
+            "exclusive_minimum": self.exclusive_minimum,
+            "exclusive_maximum": self.exclusive_maximum,
+            "multiple_of": self.multiple_of,
+            "min_length": self.min_length,
+            "max_length": self.max_length,
+            "control": self.control(),
             "allowed": self.allowed(),
         }
 
@@ -121,16 +258,29 @@ class Field:
         if self.enum is not None:
             prop["enum"] = list(self.enum)
         if self.minimum is not None:
-            prop["minimum"] = self.minimum
+            prop["exclusiveMinimum" if self.exclusive_minimum else "minimum"] = self.minimum
         if self.maximum is not None:
-            prop["maximum"] = self.maximum
+            prop["exclusiveMaximum" if self.exclusive_maximum else "maximum"] = self.maximum
+        if self.multiple_of is not None:
+            prop["multipleOf"] = self.multiple_of
+        if self.min_length is not None:
+            prop["minLength"] = self.min_length
+        if self.max_length is not None:
+            prop["maxLength"] = self.max_length
         if self.api_default is not None:
             prop["default"] = self.api_default
         if self.required and self.type == "string" and self.enum is None:
             # Not in the reference page, but the API cannot draw an empty prompt.
-            prop["minLength"] = 1
+            prop["minLength"] = max(1, self.min_length or 0)
             prop["pattern"] = r"\S"
         return prop
+
+
+def _is_multiple(number: int | float, step: int | float) -> bool:
+    try:
+        return Decimal(repr(number)) % Decimal(repr(step)) == 0
+    except (InvalidOperation, ArithmeticError):
+        return False
 
 
 ASPECT_RATIOS: tuple[str, ...] = ("1:1", "9:16", "16:9", "4:3", "3:4", "3:2", "2:3")
@@ -330,6 +480,11 @@ class ImageRequest:
         """The exact request body as text: the widget shows these bytes, the client sends them."""
         return dump_body(self.to_body())
 
+    @property
+    def model_schema(self) -> ModelSchema:
+        """niji 7's :class:`ModelSchema` (the same for every ImageRequest)."""
+        return NIJI7
+
     def to_suffix(self) -> str:
         """The Midjourney prompt suffix equivalent to this request (without the prompt)."""
         from .suffix import render_suffix
@@ -355,10 +510,15 @@ def build_body(values: Mapping[str, Any]) -> dict[str, Any]:
     The front end repeats exactly this rule (it reads ``omit_if_blank`` from the schema) so
     that its live preview is byte-equal to what is sent.
     """
+    return _build_body(FIELDS, values)
+
+
+def _build_body(fields: Iterable[Field], values: Mapping[str, Any]) -> dict[str, Any]:
+    # Unset values (None, only possible where allow_unset) are left out too.
     return {
         f.name: values[f.name]
-        for f in FIELDS
-        if not (f.omit_if_blank and not str(values[f.name]).strip())
+        for f in fields
+        if values[f.name] is not None and not (f.omit_if_blank and not str(values[f.name]).strip())
     }
 
 
@@ -368,19 +528,522 @@ def dump_body(body: Mapping[str, Any]) -> str:
     return json.dumps(body, indent=2, ensure_ascii=False)
 
 
-def schema_json() -> dict[str, Any]:
-    """The whole parameter schema as plain JSON (what the front end builds its controls from)."""
-    return {"model": MODEL_ID, "fields": [f.to_json() for f in FIELDS]}
+def schema_json(spec: ModelSchema | None = None) -> dict[str, Any]:
+    """A model's parameter schema as plain JSON (what the front end builds its controls from).
+
+    Without ``spec``: niji 7's. For another model pass its :class:`ModelSchema`
+    (``siray_widgets.registry.model_schema(name)`` finds it by name).
+    """
+    return (spec or NIJI7).schema_json()
 
 
 def request_json_schema() -> dict[str, Any]:
     """JSON Schema of the create-task body."""
-    return {
-        "type": "object",
-        "required": list(REQUIRED_FIELDS),
-        "properties": {f.name: f.to_json_schema() for f in FIELDS},
-        "additionalProperties": False,
-    }
+    return NIJI7.request_json_schema()
+
+
+# --- every model: a schema object and a request object --------------------------------------
+
+
+class UnsupportedModelError(SirayError, ValueError):
+    """A model whose request schema this package cannot build a request for (yet)."""
+
+    def __init__(self, model: str, reason: str) -> None:
+        self.model = model
+        self.reason = reason
+        super().__init__(f"model {model!r} is not supported yet: {reason}")
+
+
+@dataclass(frozen=True)
+class ModelSchema:
+    """One model's create-task fields: niji 7's hand-tuned table, or one built from the JSON
+    Schema the registry publishes (:func:`model_schema_from_json`).
+
+    >>> spec = model_schema_from_json("acme/t2i", {"type": "object", "required": ["prompt"],
+    ...     "properties": {"prompt": {"type": "string"},
+    ...                    "steps": {"type": "integer", "minimum": 1, "maximum": 50}}})
+    >>> spec.request(prompt="a fox", steps=30).to_body()
+    {'model': 'acme/t2i', 'prompt': 'a fox', 'steps': 30}
+    """
+
+    model: str
+    fields: tuple[Field, ...]
+    #: niji 7's hand-written table (labels, layout and suffix support tuned by hand).
+    builtin: bool = False
+    #: Midjourney prompt suffixes (``--ar 16:9``) can be read into and written from requests.
+    suffix: bool = False
+    #: Optional properties of the published schema that are not offered, with the reason
+    #: (image inputs, arrays and objects are not supported yet).
+    skipped: tuple[tuple[str, str], ...] = ()
+    _by_name: Mapping[str, Field] = dataclasses.field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {f.name: f for f in self.fields})
+        if len(self._by_name) != len(self.fields):
+            raise ValueError(f"model {self.model!r}: field names repeat")
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(self._by_name)
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.required)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def field(self, name: str) -> Field:
+        """The field called ``name``; a KeyError lists the known names."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(
+                f"model {self.model!r} has no field {name!r}; its fields: "
+                + ", ".join(self.field_names)
+            ) from None
+
+    def check_names(self, names: Iterable[str]) -> None:
+        """Raise :class:`ValidationError` naming the first name that is not a field."""
+        unknown = [n for n in names if n not in self._by_name]
+        if unknown:
+            raise ValidationError(
+                unknown[0],
+                None,
+                f"is not a field of {self.model} (its fields: {', '.join(self.field_names)})",
+            )
+
+    def defaults(self) -> dict[str, Any]:
+        """Every field's default value (None: not sent)."""
+        return {f.name: f.default for f in self.fields}
+
+    def request(self, prompt: str | None = None, /, **values: Any) -> AnyRequest:
+        """A validated request for this model (an :class:`ImageRequest` for niji 7)."""
+        if self.builtin:
+            return ImageRequest(prompt, **values)
+        return ModelRequest(self, prompt, **values)
+
+    def from_body(self, body: Mapping[str, Any]) -> AnyRequest:
+        """Build from a JSON body as the API receives it (absent optional fields = defaults).
+
+        Types are checked as strictly as JSON Schema would (``"steps": "30"`` is not an
+        integer) before each field's own rule runs.
+        """
+        if self.builtin:
+            return ImageRequest.from_body(body)
+        if not isinstance(body, Mapping):
+            raise ValidationError("body", body, "must be a JSON object")
+        self.check_names(body)
+        missing = [n for n in self.required if n not in body]
+        if missing:
+            raise ValidationError(missing[0], None, "is required")
+        values = {name: self._by_name[name].from_json(value) for name, value in body.items()}
+        return ModelRequest(self, **values)
+
+    def build_body(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The body for already-validated ``values`` (see :func:`build_body`)."""
+        return _build_body(self.fields, values)
+
+    def schema_json(self) -> dict[str, Any]:
+        """The schema as plain JSON for the front end: fields in layout order."""
+        return {
+            "model": self.model,
+            "builtin": self.builtin,
+            "suffix": self.suffix,
+            "fields": [f.to_json() for f in self.fields],
+            "skipped": [{"name": name, "reason": why} for name, why in self.skipped],
+        }
+
+    def request_json_schema(self) -> dict[str, Any]:
+        """JSON Schema of this model's create-task body."""
+        return {
+            "type": "object",
+            "required": list(self.required),
+            "properties": {f.name: f.to_json_schema() for f in self.fields},
+            "additionalProperties": False,
+        }
+
+
+class ModelRequest:
+    """A create-task request for a model whose fields come from its JSON Schema.
+
+    Valid at every moment, like :class:`ImageRequest`: fields are attributes (and items),
+    checked on construction and on every assignment; :meth:`to_json` is the exact body sent.
+
+    >>> spec = model_schema_from_json("acme/t2i", {"properties": {"prompt": {"type": "string"},
+    ...     "steps": {"type": "integer", "minimum": 1, "maximum": 50}}, "required": ["prompt"]})
+    >>> r = ModelRequest(spec, "a fox")
+    >>> r.steps = 99
+    Traceback (most recent call last):
+    ...
+    siray_widgets.errors.ValidationError: steps=99 is out of range 1..50
+    """
+
+    __slots__ = ("_spec", "_values")
+
+    _spec: ModelSchema
+    _values: dict[str, Any]
+
+    def __init__(self, spec: ModelSchema, prompt: str | None = None, /, **fields: Any) -> None:
+        if prompt is not None:
+            fields["prompt"] = prompt
+        spec.check_names(fields)
+        values = spec.defaults()
+        values.update(fields)
+        object.__setattr__(self, "_spec", spec)
+        object.__setattr__(
+            self, "_values", {f.name: f.validate(values[f.name]) for f in spec.fields}
+        )
+
+    @property
+    def model(self) -> str:
+        return self._spec.model
+
+    @property
+    def model_schema(self) -> ModelSchema:
+        return self._spec
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for names that are not slots, methods or properties.
+        values = object.__getattribute__(self, "_values")
+        try:
+            return values[name]
+        except KeyError:
+            raise AttributeError(
+                f"{self._spec.model} has no field {name!r}; its fields: "
+                + ", ".join(self._spec.field_names)
+            ) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._spec.check_names([name])
+        self._values[name] = self._spec.field(name).validate(value)
+
+    def __getitem__(self, name: str) -> Any:
+        self._spec.check_names([name])
+        return self._values[name]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.__setattr__(name, value)
+
+    def replace(self, **changes: Any) -> ModelRequest:
+        """A copy with ``changes`` applied (validated)."""
+        return ModelRequest(self._spec, **{**self._values, **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, unset ones (None) included."""
+        return dict(self._values)
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON body to send, in field order; unset and blank optional fields left out."""
+        return self._spec.build_body(self._values)
+
+    def to_json(self) -> str:
+        """The exact request body as text (the bytes the client sends)."""
+        return dump_body(self.to_body())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ModelRequest):
+            return NotImplemented
+        return self._spec == other._spec and self._values == other._values
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        defaults = self._spec.defaults()
+        changed = {k: v for k, v in self._values.items() if k != "model" and v != defaults.get(k)}
+        args = "".join(f", {k}={v!r}" for k, v in changed.items())
+        return f"ModelRequest({self._spec.model!r}{args})"
+
+
+#: A request for any model: niji 7's hand-tuned class or the generic one.
+AnyRequest = ImageRequest | ModelRequest
+
+#: niji 7: the hand-written table above, with Midjourney suffix support.
+NIJI7 = ModelSchema(MODEL_ID, FIELDS, builtin=True, suffix=True)
+
+
+# --- fields from a published JSON Schema ----------------------------------------------------
+
+#: Field names become attributes, traits and CSS hooks: plain identifiers only.
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+_MAX_PROPERTIES = 200
+_MAX_ENUM = 500
+_MAX_TEXT = 1000
+_IMAGE_WORDS = ("image", "img", "mask")
+#: Names with an image word that still hold no image (image_size, num_images, ...).
+_NOT_IMAGE_WORDS = ("size", "format", "num", "count", "ratio", "resolution", "quality", "type")
+_IMAGE_FORMATS = ("uri", "url", "data-url", "binary", "byte")
+#: These come first in a generated layout, in this order; the rest keep the schema's order.
+_FIRST = ("model", "prompt", "negative_prompt")
+
+
+class _Skip(Exception):
+    """A property this package cannot offer; the message says why."""
+
+
+def model_schema_from_json(model: str, schema: Any) -> ModelSchema:
+    """Build a model's fields from the JSON Schema of its request (``model_extend_info``).
+
+    enum -> a choice, integer or number with a range -> a slider, string -> text (multi-line
+    for prompts), boolean -> a checkbox. ``model`` is always the model's own name.
+
+    Raises :class:`UnsupportedModelError` when the request needs something this package cannot
+    send yet: an image input, or a required property that is an array or an object. Optional
+    ones are left out and listed in :attr:`ModelSchema.skipped`.
+    """
+    if model == MODEL_ID:
+        return NIJI7  # hand-tuned; the registry's copy is checked against it in the tests
+    if not isinstance(schema, Mapping):
+        raise UnsupportedModelError(model, "its request schema is not a JSON object")
+    properties = schema.get("properties")
+    if not isinstance(properties, Mapping) or not properties:
+        raise UnsupportedModelError(model, "its request schema lists no properties")
+    if len(properties) > _MAX_PROPERTIES:
+        raise UnsupportedModelError(model, f"its request has more than {_MAX_PROPERTIES} fields")
+    listed = schema.get("required")
+    required = {n for n in listed if isinstance(n, str)} if isinstance(listed, list) else set()
+    images = [n for n, p in properties.items() if _is_image_input(n, p)]
+    needed = [n for n in images if n in required]
+    if needed:
+        raise UnsupportedModelError(
+            model, "it needs image input " + ", ".join(repr(_short(n)) for n in needed)
+        )
+    fields: list[Field] = []
+    skipped: list[tuple[str, str]] = []
+    for name, prop in properties.items():
+        shown = _short(name)
+        try:
+            if not isinstance(name, str) or not _NAME.fullmatch(name):
+                raise _Skip("its name is not a plain identifier")
+            if name in images:
+                raise _Skip("image inputs are not supported yet")
+            if name == "model":
+                continue
+            fields.append(_field(name, prop, name in required))
+        except _Skip as exc:
+            if name in required:
+                raise UnsupportedModelError(model, f"it needs field {shown!r}, and {exc}") from None
+            skipped.append((shown, str(exc)))
+    model_field = Field(
+        "model",
+        "string",
+        "Model",
+        "The model that draws the image.",
+        required=True,
+        default=model,
+        enum=(model,),
+    )
+    ordered = sorted(fields, key=lambda f: _FIRST.index(f.name) if f.name in _FIRST else 99)
+    return ModelSchema(model, (model_field, *ordered), skipped=tuple(skipped))
+
+
+def _short(value: Any, limit: int = 64) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _clean_text(value: Any, limit: int = _MAX_TEXT) -> str:
+    """Published text (a title, a description): printable, one line of at most ``limit``."""
+    if not isinstance(value, str):
+        return ""
+    text = " ".join("".join(c if c.isprintable() else " " for c in value).split())
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _json_type(prop: Mapping[str, Any]) -> Any:
+    kind = prop.get("type")
+    if isinstance(kind, list):  # ["integer", "null"]: an optional integer
+        kinds = [k for k in kind if k != "null"]
+        kind = kinds[0] if len(kinds) == 1 else kind
+    return kind
+
+
+def _is_image_input(name: Any, prop: Any) -> bool:
+    """Whether a property takes an image (a URL or data URL, or a list of them)."""
+    if not isinstance(prop, Mapping):
+        return False
+    fmt = prop.get("format")
+    media = prop.get("contentMediaType")
+    if isinstance(media, str) and media.lower().startswith("image/"):
+        return True
+    lowered = name.lower() if isinstance(name, str) else ""
+    if not any(word in lowered for word in _IMAGE_WORDS):
+        return False
+    if any(word in lowered for word in _NOT_IMAGE_WORDS):
+        return False
+    kind = _json_type(prop)
+    if kind == "array":
+        return True
+    if kind in ("string", None) and prop.get("enum") is None:
+        return True
+    return isinstance(fmt, str) and fmt.lower() in _IMAGE_FORMATS
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _field(name: str, prop: Any, required: bool) -> Field:
+    """One property of a published schema as a :class:`Field` (raises :class:`_Skip`)."""
+    if not isinstance(prop, Mapping):
+        raise _Skip("its schema is not a JSON object")
+    kind = _json_type(prop)
+    enum = _enum(prop)
+    if kind is None and enum is not None:
+        kind = (
+            "string"
+            if all(isinstance(v, str) for v in enum)
+            else "integer"
+            if all(isinstance(v, int) for v in enum)
+            else "number"
+        )
+    elif kind is None:
+        kind = "string"  # as the official ComfyUI nodes read an untyped property
+    if kind not in ("string", "integer", "number", "boolean"):
+        raise _Skip(f"fields of type {_short(kind)!r} are not supported yet")
+    if enum is not None:
+        if kind == "boolean":
+            enum = None  # true/false is all a checkbox can say anyway
+        elif kind == "string" and not all(isinstance(v, str) for v in enum):
+            raise _Skip("its enum mixes text and other values")
+        elif kind in ("integer", "number") and not all(_is_real(v) for v in enum):
+            raise _Skip("its enum holds values that are not numbers")
+        elif kind == "integer" and not all(float(v).is_integer() for v in enum):
+            raise _Skip("its integer enum holds fractions")
+        elif kind == "integer":
+            enum = tuple(int(v) for v in enum)
+    minimum, maximum, excl_min, excl_max = _bounds(prop, kind)
+    step: Any = prop.get("multipleOf")
+    multiple_of: Any = None
+    if _is_real(step) and step > 0 and kind in ("integer", "number"):
+        multiple_of = step
+        if kind == "integer":
+            multiple_of = int(step) if float(step).is_integer() else None
+    min_len = prop.get("minLength")
+    max_len = prop.get("maxLength")
+    text_rule = kind == "string" and enum is None
+    label = _clean_text(prop.get("title"), 60) or name.replace("_", " ").capitalize()
+    description = _clean_text(prop.get("description"))
+    draft = Field(
+        name,
+        kind,
+        label,
+        description,
+        required=required,
+        minimum=minimum,
+        maximum=maximum,
+        enum=enum,
+        multiline=text_rule and "prompt" in name.lower(),
+        omit_if_blank=text_rule and not required,
+        allow_unset=not required,
+        exclusive_minimum=excl_min,
+        exclusive_maximum=excl_max,
+        multiple_of=multiple_of,
+        min_length=min_len if text_rule and _is_count(min_len) else None,
+        max_length=max_len if text_rule and _is_count(max_len) else None,
+    )
+    api_default = _usable_default(draft, prop.get("default"))
+    if api_default is not None:
+        default = api_default
+    elif required:
+        default = _required_default(draft)
+    else:
+        default = "" if text_rule else None
+    return dataclasses.replace(draft, default=default, api_default=api_default)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 10**7
+
+
+def _enum(prop: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    if "enum" in prop:
+        values = prop["enum"]
+    elif "const" in prop:
+        values = [prop["const"]]
+    else:
+        return None
+    if not isinstance(values, list):
+        raise _Skip("its enum is not a list")
+    values = [v for v in values if v is not None]  # null only says the field may be left out
+    if not values:
+        raise _Skip("its enum is empty")
+    if len(values) > _MAX_ENUM:
+        raise _Skip(f"its enum has more than {_MAX_ENUM} values")
+    if any(isinstance(v, (bool, list, dict)) for v in values):
+        raise _Skip("its enum holds values that are neither text nor numbers")
+    if any(isinstance(v, str) and (len(v) > 200 or not v.isprintable()) for v in values):
+        raise _Skip("its enum holds over-long or unprintable text")
+    return tuple(dict.fromkeys(values))  # repeated values once, order kept
+
+
+def _bounds(prop: Mapping[str, Any], kind: str) -> tuple[Any, Any, bool, bool]:
+    """minimum, maximum and whether each is exclusive (both JSON Schema drafts' spellings)."""
+    if kind not in ("integer", "number"):
+        return None, None, False, False
+    low = prop.get("minimum")
+    high = prop.get("maximum")
+    low = low if _is_real(low) else None
+    high = high if _is_real(high) else None
+    excl_low = excl_high = False
+    raw_low, raw_high = prop.get("exclusiveMinimum"), prop.get("exclusiveMaximum")
+    if _is_real(raw_low) and (low is None or raw_low >= low):
+        low, excl_low = raw_low, True
+    elif raw_low is True and low is not None:  # draft 4: a flag on minimum
+        excl_low = True
+    if _is_real(raw_high) and (high is None or raw_high <= high):
+        high, excl_high = raw_high, True
+    elif raw_high is True and high is not None:
+        excl_high = True
+    if kind == "integer":
+        # Integer bounds, inclusive: what a slider needs.
+        if low is not None:
+            low = math.floor(low) + 1 if excl_low and float(low).is_integer() else math.ceil(low)
+            excl_low = False
+        if high is not None:
+            high = (
+                math.ceil(high) - 1 if excl_high and float(high).is_integer() else math.floor(high)
+            )
+            excl_high = False
+    if low is not None and high is not None and (low > high or (low == high and excl_low)):
+        raise _Skip(f"its range {low}..{high} is empty")
+    return low, high, excl_low, excl_high
+
+
+def _usable_default(field: Field, value: Any) -> Any:
+    """The published default if the field's own rule accepts it, else None."""
+    if value is None:
+        return None
+    try:
+        return field.from_json(value)
+    except ValidationError:
+        return None
+
+
+def _required_default(field: Field) -> Any:
+    """A starting value for a required field without a published default."""
+    if field.enum is not None:
+        return field.enum[0]
+    if field.type == "boolean":
+        return False
+    if field.type == "string":
+        return ""  # the user must write it (a prompt, say): validation says so until then
+    start: int | float = 0
+    if field.minimum is not None:
+        start = max(start, field.minimum)
+    if field.maximum is not None:
+        start = min(start, field.maximum)
+    try:
+        return field.validate(start)
+    except ValidationError:
+        return field.minimum if field.minimum is not None else field.maximum
 
 
 TASK_STATUSES: tuple[str, ...] = (
