@@ -826,11 +826,13 @@ def model_schema_from_json(model: str, schema: Any) -> ModelSchema:
             if name in required:
                 raise UnsupportedModelError(model, f"it needs field {shown!r}, and {exc}") from None
             skipped.append((shown, str(exc)))
+    published = properties.get("model")
     model_field = Field(
         "model",
         "string",
         "Model",
-        "The model that draws the image.",
+        _clean_text(published.get("description") if isinstance(published, Mapping) else None)
+        or "The model that draws the image.",
         required=True,
         default=model,
         enum=(model,),
