@@ -139,7 +139,8 @@ def nearest_aspect(values: dict[str, Any]) -> str:
             break
     width, height = values.get("width"), values.get("height")
     if ratio is None and _positive(width) and _positive(height):
-        assert isinstance(width, (int, float)) and isinstance(height, (int, float))
+        assert isinstance(width, (int, float))
+        assert isinstance(height, (int, float))
         ratio = width / height
     if ratio is None:
         return "1:1"
