@@ -137,7 +137,7 @@ def add_generate_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None
     parser.add_argument("prompt", help="what to draw, optionally ending in a Midjourney suffix")
     fields = parser.add_argument_group("request fields (override the suffix)")
     for field in FIELDS:
-        if field.name == "prompt":
+        if field.name in ("prompt", "model"):  # --model is added with --param below
             continue
         help_text = f"{field.description} Accepts {field.allowed()}."
         dest = f"field_{field.name}"
