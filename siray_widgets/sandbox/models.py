@@ -37,6 +37,8 @@ MODELS_PATH: Final = "/api/model-verse/models"
 
 _SIZE = re.compile(r"\s*(\d{1,5})\s*[x*×:]\s*(\d{1,5})\s*")
 _SEED_MAX = 9_999_999_999
+#: Up to this many accepted models are named in the error for an unknown one.
+_LISTED = 12
 
 
 class SandboxRegistry:
@@ -82,15 +84,19 @@ class SandboxRegistry:
         try:
             return self.registry().get(model).model_schema()
         except UnknownModelError:
-            raise ValidationError(
-                "model",
-                model,
-                f"is not a model of this sandbox's registry (GET {MODELS_PATH} lists them)",
-            ) from None
+            raise ValidationError("model", model, self._accepted()) from None
         except UnsupportedModelError as exc:
             raise ValidationError(
                 "model", model, f"is not supported by the sandbox yet: {exc.reason}"
             ) from None
+
+    def _accepted(self) -> str:
+        """What an unknown model name is told: the models accepted, when they are few."""
+        others = (e.model_name for e in self.registry() if not e.builtin and e.support().supported)
+        names = [MODEL_ID, *sorted(others)]
+        if len(names) <= _LISTED:
+            return "must be one of " + ", ".join(json.dumps(n) for n in names)
+        return f"is not a model of this sandbox's registry (GET {MODELS_PATH} lists them)"
 
 
 def requested_model(raw: bytes) -> str | None:
