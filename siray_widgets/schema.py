@@ -89,7 +89,7 @@ class Field:
         if self.type in ("integer", "number"):
             kind = "an integer" if self.type == "integer" else "a number"
             bounds = self._range()
-            if self.minimum is not None and self.maximum is not None:
+            if ".." in bounds:
                 words = f"{kind} in range {bounds}"
             else:
                 words = f"{kind} {bounds}" if bounds else kind
@@ -157,9 +157,10 @@ class Field:
         below = low is not None and (number <= low if self.exclusive_minimum else number < low)
         above = high is not None and (number >= high if self.exclusive_maximum else number > high)
         if below or above:
-            if low is not None and high is not None:
-                raise ValidationError(self.name, number, f"is out of range {self._range()}")
-            raise ValidationError(self.name, number, f"must be {self._range()}")
+            bounds = self._range()
+            if ".." in bounds:  # both bounds, inclusive: "is out of range 0..100"
+                raise ValidationError(self.name, number, f"is out of range {bounds}")
+            raise ValidationError(self.name, number, f"must be {bounds}")
         if self.multiple_of is not None and not _is_multiple(number, self.multiple_of):
             raise ValidationError(self.name, number, f"must be a multiple of {self.multiple_of}")
         return number
