@@ -188,8 +188,7 @@ def _model_schema(model: str) -> Any:
             fresh = _load(None, refresh=True)
             if fresh.source == "network":
                 return fresh.get(model).model_schema()
-        where = found.describe()
-        raise CommandError(f"{exc} [{where}]", EXIT_USAGE) from None
+        raise CommandError(str(exc), EXIT_USAGE) from None
 
 
 def _split_params(items: list[str]) -> list[tuple[str, str]]:

@@ -118,13 +118,14 @@ class RegistryError(SirayError):
 class UnknownModelError(SirayError, LookupError):
     """A model name the registry does not list (the message suggests close names)."""
 
-    def __init__(self, name: str, known: list[str]) -> None:
+    def __init__(self, name: str, known: list[str], where: str = "") -> None:
         self.name = name
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
+        origin = f" [{where}]" if where else ""
         super().__init__(
-            f"model {_printable(name, 80)!r} is not in the Siray model registry{hint} "
-            "(siray-widgets models lists them)"
+            f"model {_printable(name, 80)!r} is not in the Siray model registry{hint}{origin} "
+            "(siray-widgets models lists them; siray_widgets.registry.load() refreshes it)"
         )
 
     def __str__(self) -> str:  # LookupError would repr() the message
@@ -269,7 +270,7 @@ class Registry:
             return entry
         if name == MODEL_ID:
             return snapshot().entries[0]
-        raise UnknownModelError(name, self.names)
+        raise UnknownModelError(name, self.names, self.describe())
 
     def image_models(self) -> list[ModelEntry]:
         """Models that make images (text-to-image first, then by name); niji 7 included."""
