@@ -207,7 +207,7 @@ def cost_line(request: AnyRequest) -> str:
 
     try:
         text = registry.cost_text(request.model, 1)
-    except registry.UnknownModelError:
+    except (registry.UnknownModelError, ValueError):  # ValueError: a bad SIRAY_GATEWAY_URL
         text = "price unknown"
     return f"estimated cost: {text}"
 

@@ -227,6 +227,32 @@ def test_integer_bounds_become_inclusive_and_drafts_both_read() -> None:
     assert (spec.field("c").minimum, spec.field("c").maximum) == (1, 9)
 
 
+def test_huge_or_impossible_numbers_are_not_trusted() -> None:
+    spec = model_schema_from_json(
+        MODEL,
+        {
+            "properties": {
+                "a": {"type": "integer", "minimum": -(10**400), "maximum": 10**400},
+                "b": {"type": "number", "exclusiveMinimum": 0, "multipleOf": 1e308},
+                "c": {"type": "integer", "enum": [1, 10**30]},
+            }
+        },
+    )
+    assert (spec.field("a").minimum, spec.field("a").maximum) == (None, None)
+    assert spec.field("b").multiple_of is None
+    assert dict(spec.skipped) == {"c": "its enum holds values that are not numbers (or too large)"}
+    with pytest.raises(UnsupportedModelError, match="no value satisfies its rule"):
+        model_schema_from_json(
+            MODEL,
+            {
+                "properties": {
+                    "n": {"type": "integer", "minimum": 1, "maximum": 5, "multipleOf": 7}
+                },
+                "required": ["n"],
+            },
+        )
+
+
 def test_a_published_default_that_breaks_its_own_rule_is_ignored() -> None:
     spec = model_schema_from_json(
         MODEL,
