@@ -4,6 +4,12 @@ Names, types, ranges, enums, defaults and descriptions of every field of
 ``POST /v1/images/generations/async`` live here (copied from the API's reference page,
 ``shared/seed/niji-7-t2i-async.txt``). The request object, the widget's traits, the front
 end's controls, the sandbox's validation and the OpenAPI document all derive from this table.
+
+Other models publish their fields as a JSON Schema in Siray's registry; a
+:class:`ModelSchema` built from it (:func:`model_schema_from_json`, rules in
+:mod:`siray_widgets.schema_from_json`) gives the same things for them: :class:`Field` rules,
+a :class:`ModelRequest`, the JSON the front end builds controls from. niji 7 stays the
+hand-tuned table below (:data:`NIJI7`: labels, layout, suffix support).
 """
 
 from __future__ import annotations
