@@ -68,17 +68,21 @@ __all__ = [
     "Support",
     "UnknownModelError",
     "aload",
+    "cache_path",
+    "cost_text",
     "current",
     "estimate_cost",
     "fetch",
     "format_money",
     "load",
+    "load_file",
     "load_local",
     "model_schema",
     "parse_registry",
     "request_for",
     "schema_json",
     "snapshot",
+    "use",
 ]
 
 REGISTRY_PATH: Final = "/api/model-verse/models"

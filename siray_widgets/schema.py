@@ -737,6 +737,10 @@ class ModelRequest:
         """A copy with ``changes`` applied (validated)."""
         return ModelRequest(self._spec, **{**self._values, **changes})
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # copy, deepcopy and pickle rebuild through the constructor (validated again).
+        return (_rebuild_request, (self._spec, dict(self._values)))
+
     def to_dict(self) -> dict[str, Any]:
         """Every field, unset ones (None) included."""
         return dict(self._values)
@@ -761,6 +765,10 @@ class ModelRequest:
         changed = {k: v for k, v in self._values.items() if k != "model" and v != defaults.get(k)}
         args = "".join(f", {k}={v!r}" for k, v in changed.items())
         return f"ModelRequest({self._spec.model!r}{args})"
+
+
+def _rebuild_request(spec: ModelSchema, values: dict[str, Any]) -> ModelRequest:
+    return ModelRequest(spec, **values)
 
 
 #: A request for any model: niji 7's hand-tuned class or the generic one.

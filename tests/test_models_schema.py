@@ -211,6 +211,18 @@ def test_a_model_request_behaves_like_an_image_request(spec: ModelSchema) -> Non
     assert (copy.steps, request.steps) == (10, 31)
 
 
+def test_a_model_request_copies_and_pickles(spec: ModelSchema) -> None:
+    import copy
+    import pickle
+
+    request = spec.request("a heron", steps=30)
+    for twin in (copy.copy(request), copy.deepcopy(request), pickle.loads(pickle.dumps(request))):
+        assert twin == request
+        assert twin is not request
+        twin.steps = 2
+        assert request.steps == 30
+
+
 def test_integer_bounds_become_inclusive_and_drafts_both_read() -> None:
     spec = model_schema_from_json(
         MODEL,
