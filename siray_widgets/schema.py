@@ -21,7 +21,6 @@ import numbers
 import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from .errors import SirayError, ValidationError
@@ -283,6 +282,8 @@ class Field:
 
 
 def _is_multiple(number: int | float, step: int | float) -> bool:
+    from decimal import Decimal, InvalidOperation  # exact for 0.1 steps; only when needed
+
     try:
         return Decimal(repr(number)) % Decimal(repr(step)) == 0
     except (InvalidOperation, ArithmeticError):

@@ -380,7 +380,8 @@ def test_importing_the_package_loads_no_registry_and_no_http() -> None:
         "from siray_widgets import ImageRequest, schema_json\n"
         "schema_json(); ImageRequest(prompt='a fox').to_json()\n"
         "print(sorted(m for m in sys.modules if m.startswith("
-        "('siray_widgets.registry', 'httpx', 'platformdirs', 'siray_widgets.client'))))\n"
+        "('siray_widgets.registry', 'siray_widgets.schema_from_json', 'httpx', "
+        "'platformdirs', 'siray_widgets.client'))))\n"
         "import siray_widgets.registry\n"
         "print(sorted(m for m in sys.modules if m.startswith(('httpx', 'platformdirs'))))\n"
     )
