@@ -14,10 +14,18 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     "ImageRequest": "schema",
+    "ModelRequest": "schema",
+    "ModelSchema": "schema",
     "FIELDS": "schema",
     "MODEL_ID": "schema",
     "schema_json": "schema",
     "openapi": "schema",
+    "UnsupportedModelError": "schema",
+    "request_for": "registry",
+    "estimate_cost": "registry",
+    "format_money": "registry",
+    "RegistryError": "registry",
+    "UnknownModelError": "registry",
     "parse_prompt": "suffix",
     "parse_prompts": "suffix",
     "render_suffix": "suffix",
@@ -90,7 +98,23 @@ if TYPE_CHECKING:
     )
     from .permutations import expand_permutations
     from .presets import Preset, PresetLibrary, apply_presets, preview_presets
-    from .schema import FIELDS, MODEL_ID, ImageRequest, openapi, schema_json
+    from .registry import (
+        RegistryError,
+        UnknownModelError,
+        estimate_cost,
+        format_money,
+        request_for,
+    )
+    from .schema import (
+        FIELDS,
+        MODEL_ID,
+        ImageRequest,
+        ModelRequest,
+        ModelSchema,
+        UnsupportedModelError,
+        openapi,
+        schema_json,
+    )
     from .suffix import parse_prompt, parse_prompts, render_suffix
     from .sweep import SweepDefinition, SweepError, batch_sweep, define_sweep
     from .task import Task, TaskStatus

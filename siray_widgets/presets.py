@@ -25,6 +25,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from .config import data_dir
 from .errors import SirayError, ValidationError
 from .schema import FIELD_NAMES, FIELDS_BY_NAME, ImageRequest
 
@@ -39,19 +40,6 @@ TEMPLATE_FIELDS = ("prompt", "negative_prompt")
 
 class PresetError(SirayError, ValueError):
     """A preset that cannot be made, found, read, saved or imported; the message says why."""
-
-
-def _data_folder() -> Path:
-    """The user data folder: ``SIRAY_WIDGETS_HOME``, else platformdirs' user data dir.
-
-    A local helper until the run store (which owns the data folder) provides one.
-    """
-    home = os.environ.get("SIRAY_WIDGETS_HOME", "").strip()
-    if home:
-        return Path(home).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("siray-widgets", appauthor=False))
 
 
 # --- the preset ---------------------------------------------------------------------------
@@ -404,7 +392,7 @@ class PresetLibrary:
     """
 
     def __init__(self, folder: str | os.PathLike[str] | None = None) -> None:
-        self.folder = Path(folder) if folder is not None else _data_folder()
+        self.folder = Path(folder) if folder is not None else data_dir()
         self.path = self.folder / PRESETS_FILE
 
     def __repr__(self) -> str:

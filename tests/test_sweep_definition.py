@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import json
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -113,9 +114,17 @@ def test_counts_tasks_images_and_cost() -> None:
     assert (counts.tasks, counts.images, counts.cost) == (10, 10 * IMAGES_PER_TASK, None)
     assert str(counts) == "10 tasks, 40 images"
     priced = sweep.counts(unit_price=0.05)
-    assert priced.cost == pytest.approx(0.5)
-    assert "estimated cost 0.5" in str(priced)
-    for bad in (-1, float("nan"), float("inf"), True, "1"):
+    assert priced.cost == Decimal("0.50")  # exact: money is not added up in binary floats
+    assert str(priced) == "10 tasks, 40 images, estimated cost $0.50"
+    assert sweep.counts(unit_price=Decimal("0.0025")).cost_text() == "$0.025"
+    assert priced.to_json() == {
+        "tasks": 10,
+        "images": 40,
+        "unit_price": "0.05",
+        "cost": "0.50",
+        "cost_text": "$0.50",
+    }
+    for bad in (-1, float("nan"), float("inf"), Decimal("NaN"), True, "1"):
         with pytest.raises(SweepError, match="unit_price"):
             sweep.counts(unit_price=bad)  # type: ignore[arg-type]
 
@@ -522,7 +531,7 @@ def test_summary_is_plain_json_for_the_header_and_chips() -> None:
         }
     ]
     assert (summary["tasks"], summary["images"]) == (3, 12)
-    assert summary["cost"] == pytest.approx(0.3)
+    assert (summary["cost"], summary["cost_text"]) == ("0.3", "$0.30")
 
 
 def test_cells_to_json() -> None:

@@ -11,7 +11,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from siray_widgets.errors import ValidationError
-from siray_widgets.schema import ASPECT_RATIOS, FIELDS_BY_NAME, QUALITIES
+from siray_widgets.schema import ASPECT_RATIOS, FIELDS_BY_NAME, QUALITIES, Field
 from siray_widgets.sweep import MAX_AXIS_VALUES, SweepError, format_values, parse_values
 from siray_widgets.sweep.values import parse_value
 
@@ -264,3 +264,68 @@ def test_any_text_gives_values_or_a_sweep_error(text: str) -> None:
             assert problem.startswith(f"{field}: ")
         else:
             assert values
+
+
+# --- other models' fields: decimals, numeric enums, unset values ------------------------------
+
+GUIDANCE = Field(
+    "guidance", "number", "Guidance", "How closely to follow the prompt.", minimum=1, maximum=20
+)
+STEPS = Field("steps", "integer", "Steps", "Sampling steps.", enum=(10, 20, 30), default=20)
+OPTIONAL = Field(
+    "strength", "integer", "Strength", "", minimum=0, maximum=9, default=None, allow_unset=True
+)
+
+
+@pytest.mark.parametrize(
+    ("field", "spec", "expected"),
+    [
+        (GUIDANCE, "7.5", [7.5]),
+        (GUIDANCE, "1-2 (+0.25)", [1, 1.25, 1.5, 1.75, 2]),
+        (GUIDANCE, "1-2 (+.1)", [1, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8, 1.9, 2]),
+        (GUIDANCE, "2-1 [3]", [2, 1.5, 1]),
+        (GUIDANCE, "1.5, 2, .., 3", [1.5, 2, 2.5, 3]),
+        (GUIDANCE, "1, 2.50, 20.0", [1, 2.5, 20]),
+        (GUIDANCE, [1, 2.5], [1, 2.5]),
+        (STEPS, "10, 30", [10, 30]),
+        (STEPS, "all", [10, 20, 30]),
+        (STEPS, [20], [20]),
+        (OPTIONAL, "unset", [None]),
+        (OPTIONAL, [None, 3], [None, 3]),
+        (OPTIONAL, "0-9 (+3)", [0, 3, 6, 9]),
+    ],
+)
+def test_fields_of_other_models(field: Field, spec: Any, expected: list[Any]) -> None:
+    values = parse_values(field, spec)
+    assert values == expected
+    assert [type(v) for v in values] == [type(v) for v in expected]  # 2.0 is sent as 2
+
+
+@pytest.mark.parametrize(
+    ("field", "spec", "words"),
+    [
+        (GUIDANCE, "0.5", "0.5 is out of range 1..20"),
+        (GUIDANCE, "1, 1.0", "1 appears twice"),
+        (GUIDANCE, "1-2 (+0)", "step of 0"),
+        (GUIDANCE, "1-2 (+0.0001)", "makes 10,001 values"),
+        (GUIDANCE, "1.5, 2, .., 2.75", "misses 2.75 (it would stop at 2.5, then 3)"),
+        (STEPS, "15", "'15' is not one of 10, 20, 30"),
+        (OPTIONAL, "maybe", "is not a whole number or a range"),
+    ],
+)
+def test_errors_for_other_models_fields(field: Field, spec: str, words: str) -> None:
+    with pytest.raises(SweepError, match=f"^{field.name}: ") as info:
+        parse_values(field, spec)
+    assert words in str(info.value)
+
+
+@given(
+    st.integers(4, 80).map(lambda n: n / 4),
+    st.integers(1, 40).map(lambda n: n / 4),
+    st.integers(1, 12),
+)
+def test_decimal_progressions_read_back(start: float, step: float, n: int) -> None:
+    values = [start + step * k for k in range(n)]
+    assume(values[-1] <= 20)
+    text = format_values(GUIDANCE, values)
+    assert parse_values(GUIDANCE, text) == values

@@ -30,6 +30,7 @@ import math
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
@@ -77,18 +78,31 @@ class SweepCounts:
     tasks: int
     images: int
     #: Price of one task (one create request), as given; None when unknown.
-    unit_price: float | None = None
+    unit_price: Decimal | None = None
     #: ``tasks * unit_price``; None when the price is unknown.
-    cost: float | None = None
+    cost: Decimal | None = None
 
     def __str__(self) -> str:
         text = f"{self.tasks:,} task{'s' * (self.tasks != 1)}, {self.images:,} images"
         if self.cost is not None:
-            text += f", estimated cost {self.cost:,.4g}"
+            text += f", estimated cost {self.cost_text()}"
         return text
 
+    def cost_text(self) -> str:
+        """``$0.50``, or ``price unknown`` (the registry's money format)."""
+        from ..registry import format_money
+
+        return format_money(self.cost)
+
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain JSON; money as decimal text (``"0.05"``), as the registry writes prices."""
+        return {
+            "tasks": self.tasks,
+            "images": self.images,
+            "unit_price": None if self.unit_price is None else str(self.unit_price),
+            "cost": None if self.cost is None else str(self.cost),
+            "cost_text": self.cost_text(),
+        }
 
 
 @dataclass(frozen=True)
@@ -236,19 +250,14 @@ class SweepDefinition:
     def task_count(self) -> int:
         return math.prod(self.shape)
 
-    def counts(self, unit_price: float | None = None) -> SweepCounts:
-        """Tasks, images (4 a task) and, with ``unit_price`` (one task's price), the cost."""
+    def counts(self, unit_price: Decimal | float | None = None) -> SweepCounts:
+        """Tasks, images (4 a task) and, with ``unit_price`` (one task's price, e.g. the
+        registry's ``ModelEntry.unit_price``), the estimated cost."""
         tasks = self.task_count
         if unit_price is None:
             return SweepCounts(tasks, tasks * IMAGES_PER_TASK)
-        if (
-            isinstance(unit_price, bool)
-            or not isinstance(unit_price, (int, float))
-            or not math.isfinite(unit_price)
-            or unit_price < 0
-        ):
-            raise SweepError("unit_price", unit_price, "must be a price of 0 or more")
-        return SweepCounts(tasks, tasks * IMAGES_PER_TASK, unit_price, tasks * unit_price)
+        price = _price(unit_price)
+        return SweepCounts(tasks, tasks * IMAGES_PER_TASK, price, price * tasks)
 
     # -- cells --
 
@@ -343,7 +352,7 @@ class SweepDefinition:
 
     # -- showing --
 
-    def summary(self, unit_price: float | None = None) -> dict[str, Any]:
+    def summary(self, unit_price: Decimal | float | None = None) -> dict[str, Any]:
         """Plain JSON for a header and the chips: seed, fixed fields, axes, counts."""
         varied: set[str] = set()
         for _, axis in self.axes:
@@ -563,12 +572,25 @@ def _shared_seed(seed: int | str | None, current: Any) -> int:
         raise SweepError("seed", seed, exc.problem) from None
 
 
+def _price(value: Any) -> Decimal:
+    """A price as a Decimal (a float is read from its shortest text: 0.05, not 0.05000000001)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        price = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    elif isinstance(value, Decimal):
+        price = value
+    else:
+        raise SweepError("unit_price", value, "must be a price of 0 or more")
+    if not price.is_finite() or price < 0:
+        raise SweepError("unit_price", value, "must be a price of 0 or more")
+    return price
+
+
 def _replicate_seed(seed: int, replicate: int) -> int:
     if seed == -1:
         return -1  # random each time already
     maximum = FIELDS_BY_NAME["seed"].maximum
     assert maximum is not None
-    return (seed + replicate - 1) % (maximum + 1)
+    return (seed + replicate - 1) % (int(maximum) + 1)
 
 
 def _search_replace(
