@@ -98,6 +98,20 @@ class PaymentRequiredError(APIError):
     hint = "Top up your balance in the Siray dashboard, or use the sandbox meanwhile."
 
 
+class UnknownModelError(BadRequestError):
+    """The API does not know the model asked for.
+
+    The live service answers this with HTTP 503 and the code ``model_not_found`` (not a
+    400): retrying cannot help, so it is never retried.
+    """
+
+    hint = "Choose a model the API offers (the model field) and send the request again."
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        kwargs.setdefault("field", "model")
+        super().__init__(f"unknown model: {message}", **kwargs)
+
+
 class ForbiddenError(APIError):
     """403: the request is blocked (for example by moderation)."""
 
@@ -142,6 +156,13 @@ class TransportError(SirayError):
         #: Whether the request may have reached the server (False: surely not sent).
         self.sent = sent
         super().__init__(f"{message} — check your network and SIRAY_BASE_URL, then try again.")
+
+
+class ClientClosedError(SirayError, RuntimeError):
+    """The client was closed (or is closing) while a call used it, or is used after that."""
+
+    def __init__(self, message: str = "this client is closed; create a new one") -> None:
+        super().__init__(message)
 
 
 class TaskFailedError(SirayError):
