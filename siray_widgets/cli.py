@@ -389,6 +389,16 @@ def add_sandbox_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         "--stall-at", type=int, metavar="PERCENT", help="stalling tasks stop at this progress"
     )
     gen.add_argument("--seed", type=int, help="seed of the fault dice (reproducible faults)")
+    gen.add_argument(
+        "--quirks",
+        choices=("none", "live"),
+        default="none",
+        help=(
+            "'live': behave as the live service does beyond its documentation (SUCCESS before "
+            "outputs, redirect output URLs, a URL in fail_reason, flat status answers, 503 "
+            "model_not_found); default 'none'"
+        ),
+    )
     parser.set_defaults(run=run_sandbox)
 
 
@@ -410,6 +420,7 @@ def run_sandbox(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "api_key": api_key,
         "allow_remote": args.allow_remote,
+        "quirks": args.quirks,
     }
     for dest in (
         "failure_share",
