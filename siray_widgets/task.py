@@ -36,6 +36,8 @@ class TaskStatus(str, enum.Enum):
 _PERCENT = re.compile(r"(\d{1,3})(?:\.\d{1,12})?[ \t]?%?")
 _PROGRESS_CHARS = 24
 
+#: Images one task makes (a Midjourney grid of four).
+IMAGES_PER_TASK = 4
 #: The longest task id taken from a server or a caller (ids are short tokens in practice).
 MAX_TASK_ID_CHARS = 200
 #: At most this many output URLs are read from one task (a niji grid has four), each at most

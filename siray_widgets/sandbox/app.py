@@ -26,10 +26,11 @@ from starlette.routing import Route
 
 from ..errors import ValidationError
 from ..schema import CREATE_PATH, FIELDS_BY_NAME, TASK_PATH, ImageRequest, openapi
+from ..task import IMAGES_PER_TASK
 from .faults import Faults, Malformed, RequestFault
 from .images import ImageCache, png_bytes
 from .settings import SandboxSettings
-from .store import IMAGES_PER_TASK, StoreFullError, TaskRecord, TaskStore, new_task_id
+from .store import StoreFullError, TaskRecord, TaskStore, new_task_id
 
 IMAGE_PATH = "/sandbox/images/{task_id}/{number:int}.png"
 #: With live quirks, outputs are redirects through here (as the live service's are).
@@ -203,9 +204,7 @@ async def read_body(request: Request, limit: int, timeout: float | None = None) 
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise BodyError(
-                    413, f"request body is larger than {limit} bytes", "body_too_large"
-                )
+                raise BodyError(413, f"request body is larger than {limit} bytes", "body_too_large")
             chunks.append(chunk)
 
     try:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..schema import ImageRequest
+from ..task import IMAGES_PER_TASK
 
 # Where each phase begins, as a share of the task's duration.
 _SUBMITTED_AT = 0.1
@@ -24,8 +25,6 @@ _QUEUED_AT = 0.2
 _STARTED_AT = 0.3
 #: Progress at which a task that is going to fail does so.
 FAIL_PROGRESS = 50
-#: Images per task, like a Midjourney grid.
-IMAGES_PER_TASK = 4
 # How often (in adds) the whole store is swept for expired tasks.
 _SWEEP_EVERY = 128
 
