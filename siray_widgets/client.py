@@ -1100,12 +1100,21 @@ class SirayClient:
         base_url: str | None = None,
         *,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        deadline: float | None = DEFAULT_DEADLINE,
+        wait_timeout: float | None = DEFAULT_WAIT_TIMEOUT,
         poll: PollSchedule | None = None,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._async = AsyncSirayClient(
-            api_key, base_url, timeout=timeout, poll=poll, retry=retry, transport=transport
+            api_key,
+            base_url,
+            timeout=timeout,
+            deadline=deadline,
+            wait_timeout=wait_timeout,
+            poll=poll,
+            retry=retry,
+            transport=transport,
         )
         self._runner: _LoopThread | None = None
         self._lock = threading.Lock()
