@@ -86,6 +86,16 @@ def parse_progress(value: Any) -> int:
     return max(0, min(100, int(number)))
 
 
+def _plausible_url(value: Any) -> bool:
+    """A string of sane length with no whitespace or control characters (a URL has none)."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_URL_CHARS
+        and value.isprintable()
+        and not any(c.isspace() for c in value)
+    )
+
+
 def task_id_problem(task_id: Any) -> str | None:
     """Why ``task_id`` cannot be a task id, in words; None if it can.
 
@@ -173,7 +183,7 @@ class Task:
         outputs = data.get("outputs") or []
         if (
             not isinstance(outputs, list)
-            or not all(isinstance(u, str) and 0 < len(u) <= MAX_URL_CHARS for u in outputs)
+            or not all(_plausible_url(u) for u in outputs)
             or len(outputs) > MAX_OUTPUTS
         ):
             raise UnexpectedResponseError(
