@@ -192,5 +192,18 @@ class WaitTimeoutError(SirayError, TimeoutError):
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+    """A short ``repr`` of ``value`` for a message; never raises, never long.
+
+    An int of more than 4,300 digits cannot be turned into text (Python raises a bare
+    ValueError), and a long string would flood the message: both are described instead.
+    Control characters come out escaped, as ``repr`` writes them.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"<an integer of about {int(value.bit_length() * 0.30103)} digits>"
+    if isinstance(value, str) and len(value) > limit:
+        value = value[: limit + 1]
+    try:
+        text = repr(value)
+    except Exception:  # a value that cannot show itself
+        return f"<a {type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from .errors import UnexpectedResponseError
+from .errors import UnexpectedResponseError, _short
 
 
 class TaskStatus(str, enum.Enum):
@@ -49,20 +49,12 @@ MAX_TEXT_CHARS = 2000
 
 
 def shown(value: Any, limit: int = 60) -> str:
-    """A short, safe ``repr`` of a value from a server, for messages.
+    """A short, safe ``repr`` of a value from a server, for messages (see ``errors._short``).
 
     Never raises (an int of more than 4,300 digits cannot be turned into text), never long,
     and control characters come out escaped, as ``repr`` writes them.
     """
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
-        return f"<an integer of about {int(value.bit_length() * 0.30103)} digits>"
-    if isinstance(value, str) and len(value) > limit:
-        value = value[: limit + 1]
-    try:
-        text = repr(value)
-    except Exception:  # a value that cannot show itself
-        return f"<a {type(value).__name__}>"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return _short(value, limit)
 
 
 def parse_progress(value: Any) -> int:

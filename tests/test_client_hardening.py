@@ -538,3 +538,13 @@ def test_httpx_mock_transport_still_works() -> None:
             return await client.submit(REQUEST)
 
     assert asyncio.run(main()) == "m1"
+
+
+@pytest.mark.parametrize("field", ["seed", "chaos", "stylize"])
+def test_an_integer_too_long_to_print_is_a_validation_error_naming_its_field(field: str) -> None:
+    # main: a bare ValueError "Exceeds the limit (4300 digits) for integer string conversion",
+    # naming no field (the message printed the value).
+    from siray_widgets.errors import ValidationError
+
+    with pytest.raises(ValidationError, match=f"^{field}=<an integer of about 5000 digits>"):
+        ImageRequest(prompt="a fox", **{field: 10**5000})

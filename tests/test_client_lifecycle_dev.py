@@ -51,12 +51,15 @@ from siray_widgets._widget_tasks import fetch_images
 png = b"\\x89PNG\\r\\n\\x1a\\n" + b"\\x00" * 4000
 server.always("GET", "/img.png", Reply(200, png, {{"Content-Type": "image/png"}}, drip=(500, 0.05)))
 async def main():
-    try:
-        await asyncio.wait_for(fetch_images([server.url + "/img.png"] * 3), 0.15)
-    except asyncio.TimeoutError:
-        pass
-asyncio.run(main())
+    # As the widget does after a run: the fetch goes on in the background, and the loop
+    # ends (asyncio.run returning cancels it) while connections are being made and read.
+    for pause in (0.0, 0.001, 0.003, 0.01, 0.05, 0.15):
+        asyncio.ensure_future(fetch_images([server.url + "/img.png"] * 3))
+        await asyncio.sleep(pause)
+for _ in range(3):
+    asyncio.run(main())
 time.sleep(1.5)  # the downloads finish on the private loop and close their connections
+gc.collect()
 """,
     # main: the thread blocked in generate() waited for ever.
     "close-from-another-thread": """
