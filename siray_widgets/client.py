@@ -47,7 +47,7 @@ import httpx
 import stamina
 
 from . import __version__
-from .config import Secret, Settings, redact, register_secret, resolve
+from .config import MIN_REDACTED_LENGTH, Secret, Settings, redact, resolve
 from .errors import (
     APIError,
     AuthenticationError,
@@ -121,6 +121,77 @@ class _QuietRetries(logging.Filter):
 
 _QUIET_RETRIES: Final = _QuietRetries()
 logging.getLogger("stamina").addFilter(_QUIET_RETRIES)
+
+
+# --- keys in log records (httpx and httpcore quote server text) ----------------------------
+
+_live_secrets: weakref.WeakSet[Secret] = weakref.WeakSet()
+_live_lock = threading.Lock()
+#: The loggers that may quote server text (reason phrases, headers such as a redirect's
+#: ``Location``) or request data. A logger's filters do not apply to records of its children,
+#: so each of httpcore's loggers is listed.
+LOGGERS_FILTERED: Final = (
+    "httpx",
+    "httpcore",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+    "stamina",
+    "siray_widgets",
+)
+
+
+def register_secret(secret: Secret) -> None:
+    """Mask ``secret`` in every record of :data:`LOGGERS_FILTERED` while it is alive.
+
+    The client registers its key when it opens a connection pool. Held weakly: a key
+    forgotten by every client stops being looked for.
+    """
+    if len(secret.reveal()) >= MIN_REDACTED_LENGTH:
+        with _live_lock:
+            _live_secrets.add(secret)
+        _install_log_filter()
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that masks every registered key in a record's text (never drops one).
+
+    The record's message is formatted once, masked, and stored without arguments, so that no
+    handler can format the key back in from ``record.args``.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with _live_lock:
+            secrets = list(_live_secrets)
+        if not secrets:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a record that cannot format: leave it to the handler's error path
+            return True
+        masked = message
+        for secret in secrets:
+            masked = redact(masked, secret)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+_FILTER: Final = RedactingFilter()
+_installed = False
+
+
+def _install_log_filter() -> None:
+    global _installed
+    if _installed:
+        return
+    with _live_lock:
+        if not _installed:
+            for name in LOGGERS_FILTERED:
+                logging.getLogger(name).addFilter(_FILTER)
+            _installed = True
 
 
 # --- schedules and policies --------------------------------------------------------------
@@ -313,6 +384,8 @@ def _load_json(content: bytes) -> Any:
         raise _BadJSON("it is nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, bad UTF-8
         raise _BadJSON(str(exc).splitlines()[0][:100] if str(exc) else "invalid") from None
+    if content.count(b"[") + content.count(b"{") <= _MAX_DEPTH:
+        return value  # cannot be nested deeper than that: no need to walk it
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()

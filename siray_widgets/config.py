@@ -26,14 +26,12 @@ Both are checked here, before anything is sent, and refused with a
 
 from __future__ import annotations
 
+import functools
 import html
 import ipaddress
 import json
-import logging
 import os
 import re
-import threading
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -269,8 +267,12 @@ def resolve(
 MIN_REDACTED_LENGTH: Final = 8
 
 
-def _forms(key: str) -> list[str]:
-    """Every way ``key`` can come back inside a server's or a library's text, longest first."""
+@functools.lru_cache(maxsize=16)
+def _forms(key: str) -> tuple[str, ...]:
+    """Every way ``key`` can come back inside a server's or a library's text, longest first.
+
+    Cached (a few keys per process at most): every string of every answer is masked with it.
+    """
     forms = {
         key,
         repr(key)[1:-1],
@@ -288,7 +290,7 @@ def _forms(key: str) -> list[str]:
     }
     # Pieces between characters a key never has; short ones could be ordinary words.
     forms.update(piece for piece in re.split(r"[^!-~]", key) if len(piece) >= MIN_REDACTED_LENGTH)
-    return sorted((f for f in forms if len(f) >= MIN_REDACTED_LENGTH), key=len, reverse=True)
+    return tuple(sorted((f for f in forms if len(f) >= MIN_REDACTED_LENGTH), key=len, reverse=True))
 
 
 def redact(text: str, secret: Secret | None) -> str:
@@ -307,74 +309,3 @@ def redact(text: str, secret: Secret | None) -> str:
         if form in text:
             text = text.replace(form, "***")
     return text
-
-
-# --- keys in log records -------------------------------------------------------------------
-
-_live_secrets: weakref.WeakSet[Secret] = weakref.WeakSet()
-_live_lock = threading.Lock()
-#: The loggers that may quote server text (reason phrases, headers such as a redirect's
-#: ``Location``) or request data. A logger's filters do not apply to records of its children,
-#: so each of httpcore's loggers is listed.
-LOGGERS_FILTERED: Final = (
-    "httpx",
-    "httpcore",
-    "httpcore.connection",
-    "httpcore.http11",
-    "httpcore.http2",
-    "httpcore.proxy",
-    "httpcore.socks",
-    "stamina",
-    "siray_widgets",
-)
-
-
-def register_secret(secret: Secret) -> None:
-    """Mask ``secret`` in every record of :data:`LOGGERS_FILTERED` while it is alive.
-
-    The client registers its key when it opens a connection pool. Held weakly: a key
-    forgotten by every client stops being looked for.
-    """
-    if len(secret.reveal()) >= MIN_REDACTED_LENGTH:
-        with _live_lock:
-            _live_secrets.add(secret)
-        _install_log_filter()
-
-
-class RedactingFilter(logging.Filter):
-    """A logging filter that masks every registered key in a record's text (never drops one).
-
-    The record's message is formatted once, masked, and stored without arguments, so that no
-    handler can format the key back in from ``record.args``.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        with _live_lock:
-            secrets = list(_live_secrets)
-        if not secrets:
-            return True
-        try:
-            message = record.getMessage()
-        except Exception:  # a record that cannot format: leave it to the handler's error path
-            return True
-        masked = message
-        for secret in secrets:
-            masked = redact(masked, secret)
-        if masked != message:
-            record.msg, record.args = masked, None
-        return True
-
-
-_FILTER: Final = RedactingFilter()
-_installed = False
-
-
-def _install_log_filter() -> None:
-    global _installed
-    if _installed:
-        return
-    with _live_lock:
-        if not _installed:
-            for name in LOGGERS_FILTERED:
-                logging.getLogger(name).addFilter(_FILTER)
-            _installed = True
