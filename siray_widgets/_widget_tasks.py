@@ -17,6 +17,8 @@ import time
 from collections.abc import Generator, Sequence
 from typing import Any, Literal
 
+from ._download import origin
+from ._widget_snippets import is_local_url
 from .config import API_KEY_ENV, Secret, check_key, redact
 from .errors import (
     AuthenticationError,
@@ -26,7 +28,7 @@ from .errors import (
     ValidationError,
 )
 from .schema import ImageRequest
-from .task import Task, TaskStatus
+from .task import IMAGES_PER_TASK, Task, TaskStatus
 
 #: Where a run is in its life. "starting": the create call has not answered yet.
 RunState = Literal["starting", "running", "success", "failure", "cancelled", "error"]
@@ -71,6 +73,9 @@ class Generation:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._cancel_requested = False
+        #: Where the run's API is (set once its client exists): which images the kernel
+        #: may fetch for the page depends on it (see :meth:`local_images`).
+        self.api_base_url: str | None = None
 
     # -- reading --
 
@@ -96,6 +101,25 @@ class Generation:
         if self.task is None or self.task.status is not TaskStatus.SUCCESS:
             return []
         return list(self.task.outputs)
+
+    @property
+    def awaits_task_id(self) -> bool:
+        """Still waiting for its task id, and not asked to stop: a Generate now would be a
+        double click (a run being cancelled does not hold up the next one)."""
+        return self.state == "starting" and not self._cancel_requested
+
+    def local_images(self) -> list[str]:
+        """The output URLs the kernel may fetch for the page (bytes for a remote browser).
+
+        Only when the run's API is itself on this machine (the sandbox), only URLs of that
+        same origin (scheme, host and port), and at most as many as a task makes: a remote
+        API that names ``http://127.0.0.1:<port>/...`` gets nothing fetched.
+        """
+        base = self.api_base_url
+        if base is None or not is_local_url(base):
+            return []
+        own = origin(base)
+        return [url for url in dict.fromkeys(self.images) if origin(url) == own][:IMAGES_PER_TASK]
 
     def to_json(self) -> dict[str, Any]:
         """The run as the widget's ``tasks`` trait holds it (times in epoch milliseconds)."""
@@ -213,30 +237,39 @@ class BackgroundLoop:
 
 
 def describe_error(exc: BaseException, secret: Secret | None = None) -> str:
-    """Plain words for what went wrong and what to do next; the key is never in them."""
+    """Plain words for what went wrong and what to do next; the key is never in them.
+
+    Only the text that comes from the error (the server's words, the library's) is masked:
+    the package's own words stay whole, even when the key is one of them.
+    """
+
+    def said(text: str) -> str:
+        return redact(text, secret)
+
     if isinstance(exc, AuthenticationError):
         text = (
-            f"The API refused the key (HTTP {exc.status_code or 401}: {exc.server_message}). "
+            f"The API refused the key (HTTP {exc.status_code or 401}: "
+            f"{said(exc.server_message)}). "
             f"Set {API_KEY_ENV} or w.api_key to a key from your Siray dashboard (or paste one "
             "in the API key field), or remove the key to use the offline sandbox."
         )
     elif isinstance(exc, TaskFailedError):
-        text = str(exc)
+        text = said(str(exc))
     elif isinstance(exc, ValidationError):
-        text = f"{exc} — change that value and press Generate again."
+        text = f"{said(str(exc))} — change that value and press Generate again."
     elif isinstance(exc, (ValueError, TypeError)):
         # A setting the client refused (a base URL without http(s), a key with a line
         # break: a ConfigurationError, which is a SirayError too): the user can fix it.
-        text = f"{exc} — fix that setting and press Generate again."
+        text = f"{said(str(exc))} — fix that setting and press Generate again."
     elif isinstance(exc, SirayError):
-        text = str(exc)
+        text = said(str(exc))
     else:
-        detail = str(exc) or "no details"
+        detail = said(str(exc)) or "no details"
         text = (
             f"Unexpected {type(exc).__name__}: {detail}. This is a bug in siray-widgets; "
             "please report it with the steps that led here."
         )
-    return redact(text, secret)
+    return text
 
 
 def key_problem(key: str) -> str | None:
@@ -256,6 +289,8 @@ def key_problem(key: str) -> str | None:
 IMAGE_TYPES: frozenset[str] = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 #: The largest image sent to the front end as bytes.
 MAX_IMAGE_BYTES = 16 * 1024 * 1024
+#: How many images the kernel downloads at once for the page.
+FETCHES_AT_ONCE = 2
 
 
 async def fetch_images(
@@ -263,30 +298,63 @@ async def fetch_images(
 ) -> tuple[list[tuple[str, str, bytes]], list[str]]:
     """Download images for the front end: ``([(url, type, bytes)], [urls that failed])``.
 
-    For loopback URLs only (the sandbox's), which a browser on another machine (JupyterHub,
-    Binder, an SSH tunnel) cannot load: no key is sent and no proxy is used.
+    For loopback URLs only (the sandbox's; :meth:`Generation.local_images` picks them), which
+    a browser on another machine (JupyterHub, Binder, an SSH tunnel) cannot load: no key is
+    sent and no proxy is used. At most :data:`FETCHES_AT_ONCE` at a time, each within
+    ``timeout`` seconds in all. Redirects are followed only within the URL's own origin, and
+    only bytes that are really a raster image, within :data:`MAX_IMAGE_BYTES`, are kept.
+
+    The downloads run on the private :class:`BackgroundLoop`: a loop that ends while they
+    are under way (``asyncio.run`` returning in a script) cancels this await, not the
+    downloads, which finish (within ``timeout``) and close their connections there, instead
+    of being cut off mid-connection with sockets left open.
     """
-    if "httpx" not in sys.modules:  # ~70 ms the first time: not on the event loop
+    work = asyncio.run_coroutine_threadsafe(_fetch_all(list(urls), timeout), BackgroundLoop.get())
+    return await asyncio.shield(asyncio.wrap_future(work))
+
+
+async def _fetch_all(
+    urls: list[str], timeout: float
+) -> tuple[list[tuple[str, str, bytes]], list[str]]:
+    if "httpx" not in sys.modules:  # ~70 ms the first time: not on an event loop
         await asyncio.to_thread(importlib.import_module, "httpx")
     import httpx
 
-    async def one(http: httpx.AsyncClient, url: str) -> tuple[str, str, bytes] | None:
-        try:
-            async with http.stream("GET", url) as response:
-                kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
-                if response.status_code != 200 or kind not in IMAGE_TYPES:
-                    return None
-                data = bytearray()
-                async for chunk in response.aiter_bytes():
-                    data += chunk
-                    if len(data) > MAX_IMAGE_BYTES:
+    from ._download import DownloadError, aread_capped, checked_image
+
+    gate = asyncio.Semaphore(FETCHES_AT_ONCE)
+
+    async def get(http: httpx.AsyncClient, url: str) -> tuple[str, str, bytes] | None:
+        own = origin(url)
+        target = url
+        for _ in range(MAX_REDIRECTS + 1):
+            async with http.stream("GET", target) as response:
+                if response.is_redirect:
+                    location = response.headers.get("Location", "")
+                    target = str(response.url.join(location))
+                    if origin(target) != own:  # a redirect elsewhere: not for the kernel
                         return None
-                return url, kind, bytes(data)
-        except (httpx.HTTPError, httpx.InvalidURL):
-            return None
+                    continue
+                declared = response.headers.get("content-type", "").split(";")[0]
+                if response.status_code != 200 or declared.strip().lower() not in IMAGE_TYPES:
+                    return None
+                data = await aread_capped(response, MAX_IMAGE_BYTES)
+                return url, checked_image(url, data), data
+        return None
+
+    async def one(http: httpx.AsyncClient, url: str) -> tuple[str, str, bytes] | None:
+        async with gate:
+            try:
+                return await asyncio.wait_for(get(http, url), timeout)
+            except (httpx.HTTPError, httpx.InvalidURL, DownloadError, asyncio.TimeoutError):
+                return None
 
     async with httpx.AsyncClient(timeout=timeout, trust_env=False) as http:
         results = await asyncio.gather(*(one(http, url) for url in urls))
     found = [r for r in results if r is not None]
     failed = [url for url, r in zip(urls, results, strict=True) if r is None]
     return found, failed
+
+
+#: Redirects an image URL may take (the live service's outputs take one).
+MAX_REDIRECTS = 3

@@ -69,8 +69,19 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+# C0 and C1 controls, DEL, and the bidirectional overrides: a terminal obeys them (OSC 52
+# writes the clipboard, others set the title, clear the screen, reorder what is shown).
+_TERMINAL_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control character written out (``\\x1b``), so that a server's
+    text printed by the command cannot command the terminal."""
+    return _TERMINAL_CONTROLS.sub(lambda m: repr(m.group())[1:-1], str(text))
+
+
 def _fail(message: str) -> None:
-    print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr, flush=True)
+    print(f"{PROG}: error: {terminal_safe(_one_line(message))}", file=sys.stderr, flush=True)
 
 
 def port_number(text: str) -> int:
@@ -213,7 +224,8 @@ def _client(args: argparse.Namespace) -> tuple[SirayClient, bool]:
 
             box = sandbox.shared()
             return SirayClient(api_key=box.api_key, base_url=box.base_url), True
-        client = SirayClient(base_url=args.base_url)
+        # --timeout bounds the create request too (a server can drip its answer for ever).
+        client = SirayClient(base_url=args.base_url, deadline=min(args.timeout, 60.0))
     except ValueError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
     return client, client.sandbox
@@ -229,11 +241,12 @@ def run_generate(args: argparse.Namespace) -> int:
     request = build_request(args)
     client, in_sandbox = _client(args)
     try:
-        print(SANDBOX_LINE if in_sandbox else client.summary, file=sys.stderr, flush=True)
+        line = SANDBOX_LINE if in_sandbox else terminal_safe(client.summary)
+        print(line, file=sys.stderr, flush=True)
         print(request.to_json(), flush=True)
         task = _submit_and_wait(client, request, args, in_sandbox)
         for url in task.outputs:
-            print(url, flush=True)
+            print(terminal_safe(url), flush=True)
         if args.download is not None:
             for path in download(task, args.download, trust_env=not in_sandbox):
                 print(f"saved {path}", flush=True)
@@ -247,13 +260,17 @@ def run_generate(args: argparse.Namespace) -> int:
 def _submit_and_wait(
     client: SirayClient, request: AnyRequest, args: argparse.Namespace, in_sandbox: bool
 ) -> Task:
+    import time
+
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
     from .client import PollSchedule
+    from .errors import WaitTimeoutError
 
+    started = time.monotonic()
     task_id = client.submit(request)
-    print(f"task id: {task_id}", flush=True)
+    print(f"task id: {terminal_safe(task_id)}", flush=True)
     from .cli_models import cost_line
 
     print(cost_line(request), file=sys.stderr, flush=True)
@@ -278,8 +295,13 @@ def _submit_and_wait(
     def on_update(task: Task) -> None:
         progress.update(bar, completed=task.progress, description=task.status.value)
 
+    # --timeout counts from the start, the create request included.
+    left = max(0.1, args.timeout - (time.monotonic() - started))
     with progress:
-        return client.wait(task_id, on_update=on_update, timeout=args.timeout, poll=poll)
+        try:
+            return client.wait(task_id, on_update=on_update, timeout=left, poll=poll)
+        except WaitTimeoutError as exc:  # say the time the user gave
+            raise WaitTimeoutError(task_id, args.timeout, exc.last_status) from None
 
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -298,24 +320,30 @@ def download(task: Task, directory: Path, *, trust_env: bool = True) -> list[Pat
     The task id comes from the server, so it is reduced to safe characters (:func:`file_stem`)
     and every path is checked to resolve inside ``directory``. Output URLs are public (as the
     API's CDN links are): no ``Authorization`` header is sent, so the key never travels to
-    another host.
+    another host. Redirects are followed (the live service's outputs are redirects). Each
+    image is read within :data:`DOWNLOAD_DEADLINE` seconds and
+    :data:`~siray_widgets._download.MAX_IMAGE_BYTES`, and saved only if its bytes are a
+    raster image (PNG, JPEG, GIF or WebP), with the extension of what it really is.
     """
+    import asyncio
+
     import httpx
+
+    from ._download import DownloadError
 
     try:
         directory.mkdir(parents=True, exist_ok=True)
         root = directory.resolve()
         stem = file_stem(task.task_id)
         saved: list[Path] = []
-        with httpx.Client(timeout=60.0, follow_redirects=True, trust_env=trust_env) as http:
-            for number, url in enumerate(task.outputs, start=1):
-                response = http.get(url)
-                response.raise_for_status()
-                path = directory / f"{stem}-{number}{_extension(url, response)}"
-                if path.resolve().parent != root:  # a symlink planted in the folder, say
-                    raise CommandError(f"refusing to write {path}: it leads outside {directory}")
-                path.write_bytes(response.content)
-                saved.append(path)
+        for number, url in enumerate(task.outputs, start=1):
+            path = directory / f"{stem}-{number}{_extension(url, None)}"
+            _check_inside(path, root, directory)
+            data, kind = asyncio.run(_fetch_image(url, trust_env))
+            path = path.with_suffix(_image_suffix(kind))
+            _check_inside(path, root, directory)
+            path.write_bytes(data)
+            saved.append(path)
         return saved
     except httpx.HTTPStatusError as exc:
         raise CommandError(
@@ -323,14 +351,63 @@ def download(task: Task, directory: Path, *, trust_env: bool = True) -> list[Pat
         ) from None
     except httpx.HTTPError as exc:
         raise CommandError(f"downloading failed: {exc}") from None
+    except DownloadError as exc:
+        raise CommandError(f"downloading failed: {exc}") from None
     except OSError as exc:
         raise CommandError(f"cannot save into {directory}: {exc.strerror or exc}") from None
 
 
-def _extension(url: str, response: httpx.Response) -> str:
+#: Seconds one image may take to download, however slowly the server sends it.
+DOWNLOAD_DEADLINE = 120.0
+
+
+async def _fetch_image(url: str, trust_env: bool) -> tuple[bytes, str]:
+    """One image's bytes and real type, within the deadline and the size cap."""
+    import asyncio
+
+    import httpx
+
+    from ._download import MAX_REDIRECTS, DownloadError, aread_capped, checked_image
+
+    async def get() -> tuple[bytes, str]:
+        async with (
+            httpx.AsyncClient(
+                timeout=60.0,
+                follow_redirects=True,
+                max_redirects=MAX_REDIRECTS,
+                trust_env=trust_env,
+            ) as http,
+            http.stream("GET", url) as response,
+        ):
+            response.raise_for_status()
+            data = await aread_capped(response)
+        return data, checked_image(url, data)
+
+    try:
+        return await asyncio.wait_for(get(), DOWNLOAD_DEADLINE)
+    except asyncio.TimeoutError:
+        raise DownloadError(
+            f"{url[:100]} was not downloaded within {DOWNLOAD_DEADLINE:g} s"
+        ) from None
+
+
+def _check_inside(path: Path, root: Path, directory: Path) -> None:
+    if path.resolve().parent != root:  # a symlink planted in the folder, say
+        raise CommandError(f"refusing to write {path}: it leads outside {directory}")
+
+
+def _image_suffix(kind: str) -> str:
+    from ._download import extension
+
+    return extension(kind)
+
+
+def _extension(url: str, response: httpx.Response | None) -> str:
     suffix = Path(urlsplit(url).path).suffix.lower()
     if suffix in (".png", ".jpg", ".jpeg", ".webp", ".gif"):
         return suffix
+    if response is None:
+        return ".png"
     content_type = str(response.headers.get("content-type", "")).split(";")[0].strip()
     return {"image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif"}.get(
         content_type, ".png"
@@ -399,6 +476,16 @@ def add_sandbox_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         "--stall-at", type=int, metavar="PERCENT", help="stalling tasks stop at this progress"
     )
     gen.add_argument("--seed", type=int, help="seed of the fault dice (reproducible faults)")
+    gen.add_argument(
+        "--quirks",
+        choices=("none", "live"),
+        default="none",
+        help=(
+            "'live': behave as the live service does beyond its documentation (SUCCESS before "
+            "outputs, redirect output URLs, a URL in fail_reason, flat status answers, 503 "
+            "model_not_found); default 'none'"
+        ),
+    )
     parser.add_argument(
         "--registry",
         type=Path,
@@ -429,6 +516,7 @@ def run_sandbox(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "api_key": api_key,
         "allow_remote": args.allow_remote,
+        "quirks": args.quirks,
     }
     for dest in (
         "failure_share",

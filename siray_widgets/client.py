@@ -22,6 +22,7 @@ stamina logs exactly as before.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import json
@@ -29,26 +30,29 @@ import logging
 import math
 import queue
 import re
+import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import Future
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 from urllib.parse import quote
 
 import httpx
 import stamina
 
 from . import __version__
-from .config import Secret, Settings, redact, resolve
+from .config import MIN_REDACTED_LENGTH, Secret, Settings, redact, resolve
 from .errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
+    ClientClosedError,
     ConfigurationError,
     ForbiddenError,
     NotFoundError,
@@ -59,13 +63,16 @@ from .errors import (
     TaskFailedError,
     TransportError,
     UnexpectedResponseError,
+    UnknownModelError,
     WaitTimeoutError,
 )
 from .schema import CREATE_PATH, MODEL_ID, TASK_PATH, AnyRequest, ImageRequest, ModelRequest
-from .task import Task, TaskStatus
+from .task import Task, TaskStatus, shown, task_id_problem
 
 __all__ = [
+    "DEFAULT_DEADLINE",
     "DEFAULT_TIMEOUT",
+    "DEFAULT_WAIT_TIMEOUT",
     "AsyncSirayClient",
     "PollSchedule",
     "RetryPolicy",
@@ -80,6 +87,12 @@ OnUpdate = Callable[[Task], object]
 
 #: Connecting should be quick; reading gets longer because the create call does real work.
 DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
+#: The most one HTTP exchange may take, answer included, however the server paces its bytes
+#: (httpx's timeouts are per read: a server sending a byte a second never trips them).
+DEFAULT_DEADLINE: Final = 60.0
+#: How long :meth:`AsyncSirayClient.wait` waits for a task by default (pass ``timeout=`` or
+#: ``wait_timeout=`` to wait longer; ``math.inf`` waits for ever).
+DEFAULT_WAIT_TIMEOUT: Final = 900.0
 
 _TASK_PREFIX: Final = TASK_PATH.split("{", 1)[0]
 
@@ -110,6 +123,77 @@ _QUIET_RETRIES: Final = _QuietRetries()
 logging.getLogger("stamina").addFilter(_QUIET_RETRIES)
 
 
+# --- keys in log records (httpx and httpcore quote server text) ----------------------------
+
+_live_secrets: weakref.WeakSet[Secret] = weakref.WeakSet()
+_live_lock = threading.Lock()
+#: The loggers that may quote server text (reason phrases, headers such as a redirect's
+#: ``Location``) or request data. A logger's filters do not apply to records of its children,
+#: so each of httpcore's loggers is listed.
+LOGGERS_FILTERED: Final = (
+    "httpx",
+    "httpcore",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+    "stamina",
+    "siray_widgets",
+)
+
+
+def register_secret(secret: Secret) -> None:
+    """Mask ``secret`` in every record of :data:`LOGGERS_FILTERED` while it is alive.
+
+    The client registers its key when it opens a connection pool. Held weakly: a key
+    forgotten by every client stops being looked for.
+    """
+    if len(secret.reveal()) >= MIN_REDACTED_LENGTH:
+        with _live_lock:
+            _live_secrets.add(secret)
+        _install_log_filter()
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that masks every registered key in a record's text (never drops one).
+
+    The record's message is formatted once, masked, and stored without arguments, so that no
+    handler can format the key back in from ``record.args``.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with _live_lock:
+            secrets = list(_live_secrets)
+        if not secrets:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a record that cannot format: leave it to the handler's error path
+            return True
+        masked = message
+        for secret in secrets:
+            masked = redact(masked, secret)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+_FILTER: Final = RedactingFilter()
+_installed = False
+
+
+def _install_log_filter() -> None:
+    global _installed
+    if _installed:
+        return
+    with _live_lock:
+        if not _installed:
+            for name in LOGGERS_FILTERED:
+                logging.getLogger(name).addFilter(_FILTER)
+            _installed = True
+
+
 # --- schedules and policies --------------------------------------------------------------
 
 
@@ -120,15 +204,19 @@ class PollSchedule:
     The defaults follow Siray's guidance (every 3 to 5 s): the first gap is ``initial``; while
     nothing changes the gap grows by ``growth`` up to ``maximum``; right after the status or
     progress moves it drops back to ``after_change``. Tests use tiny values.
+
+    The live service can say SUCCESS a moment before it fills ``outputs``: such readings are
+    polled through for at most ``outputs_grace`` seconds, then the wait ends in an error.
     """
 
     initial: float = 3.0
     maximum: float = 5.0
     after_change: float = 3.0
     growth: float = 1.25
+    outputs_grace: float = 30.0
 
     def __post_init__(self) -> None:
-        for name in ("initial", "maximum", "after_change"):
+        for name in ("initial", "maximum", "after_change", "outputs_grace"):
             value = getattr(self, name)
             if not value > 0:
                 raise ValueError(f"PollSchedule.{name}={value!r} must be a positive number")
@@ -230,19 +318,108 @@ def _backoff_hook(
 
 # --- reading responses -------------------------------------------------------------------
 
-_TAG = re.compile(r"<[^>]*>")
-_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-_SPACE = re.compile(r"\s+")
+#: Longest server text looked at when making an excerpt (the rest is never parsed).
+_EXCERPT_INPUT = 32 * 1024
 _EXCERPT_LIMIT = 200
+# Linear: a tag cannot run past the next "<", so a page of unmatched "<" costs one pass
+# (``<[^>]*>`` rescanned to the end from every "<": 28 s for a 150 KB page).
+_TAG = re.compile(r"<[^<>]*>")
+_SPACE = re.compile(r"\s+")
+# C0 and C1 controls and DEL: server text never needs them, a terminal obeys them.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-def _excerpt(text: str, limit: int = _EXCERPT_LIMIT) -> str:
-    """A short single line from a plain-text or HTML error page."""
-    if "<" in text and ">" in text:
-        title = _TITLE.search(text)
-        text = title.group(1) if title else _TAG.sub(" ", text)
-    text = _SPACE.sub(" ", text).strip()
+def _excerpt(text: str, limit: int = _EXCERPT_LIMIT, *, markup: bool | None = None) -> str:
+    """A short single line from a plain-text or HTML error page.
+
+    Only the first :data:`_EXCERPT_INPUT` characters are read. ``markup``: whether the text is
+    an HTML page (its ``<title>`` is the excerpt, tags are dropped); None guesses from the
+    first character, so that a plain message such as ``Bearer <key>`` keeps its brackets.
+    """
+    text = text[:_EXCERPT_INPUT]
+    if markup is None:
+        markup = text.lstrip()[:1] == "<"
+    if markup:
+        lower = text.lower()
+        start = lower.find("<title")
+        end = lower.find(">", start) if start >= 0 else -1
+        stop = lower.find("</title", end) if end >= 0 else -1
+        text = text[end + 1 : stop] if stop >= 0 else _TAG.sub(" ", text)
+    text = _SPACE.sub(" ", _CONTROLS.sub(" ", text)).strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+#: The largest answer body read from the API (a status answer is well under 10 KB).
+MAX_ANSWER_BYTES = 1024 * 1024
+#: JSON deeper than this is refused (the API's answers are three levels deep).
+_MAX_DEPTH = 32
+#: Integers longer than this are refused (Python refuses to print more than 4,300 digits).
+_MAX_INT_DIGITS = 40
+
+
+class _BadJSON(ValueError):
+    """The body is not JSON this client will read; the message says why."""
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text) - text.startswith("-")
+    if digits > _MAX_INT_DIGITS:
+        raise _BadJSON(f"it holds an integer of {digits} digits")
+    return int(text)
+
+
+def _load_json(content: bytes) -> Any:
+    """Parse a body as JSON, refusing what no API answer holds; raises :class:`_BadJSON`.
+
+    NaN and Infinity, integers of absurd length, and nesting deeper than :data:`_MAX_DEPTH`
+    are refused, so that nothing later (``repr``, recursion) can fail on them.
+    """
+    if not content:
+        raise _BadJSON("(empty body)")
+    try:
+        value = json.loads(content, parse_constant=_reject_constant, parse_int=_parse_int)
+    except _BadJSON:
+        raise
+    except RecursionError:
+        raise _BadJSON("it is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, bad UTF-8
+        raise _BadJSON(str(exc).splitlines()[0][:100] if str(exc) else "invalid") from None
+    if content.count(b"[") + content.count(b"{") <= _MAX_DEPTH:
+        return value  # cannot be nested deeper than that: no need to walk it
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        if children and depth >= _MAX_DEPTH:
+            raise _BadJSON(f"it is nested more than {_MAX_DEPTH} levels deep")
+        stack.extend((child, depth + 1) for child in children)
+    return value
+
+
+def _redact_json(value: Any, secret: Secret | None) -> Any:
+    """``value`` (parsed JSON, at most :data:`_MAX_DEPTH` deep) with the key masked in every
+    string, keys of objects included: what reaches a Task, a trait or a notebook is clean."""
+    if secret is None:
+        return value
+    if isinstance(value, str):
+        return redact(value, secret)
+    if isinstance(value, list):
+        return [_redact_json(item, secret) for item in value]
+    if isinstance(value, dict):
+        return {redact(k, secret): _redact_json(v, secret) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """One HTTP answer, read whole (within :data:`MAX_ANSWER_BYTES`)."""
+
+    status_code: int
+    reason: str
+    headers: httpx.Headers
+    content: bytes
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -266,21 +443,22 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 
 def _error_details(
-    response: httpx.Response, secret: Secret | None = None
+    answer: _Answer, secret: Secret | None = None
 ) -> tuple[str, str | None, str | None, str | None]:
     """(message, type, code, param) from an error body: OpenAI-style JSON, plain text or HTML.
 
     The message has the key masked (see :func:`config.redact`) before it is shortened, so that a
     cut cannot leave half of an echoed key.
     """
-    content = response.content
     message: str | None = None
     error_type = code = param = None
     try:
-        body = json.loads(content) if content else None
-    except ValueError:
+        body = _redact_json(_load_json(answer.content), secret)
+    except _BadJSON:
         body = None
-        message = _excerpt(redact(content.decode("utf-8", "replace"), secret))
+        if answer.content:
+            text = redact(answer.content.decode("utf-8", "replace"), secret)
+            message = _excerpt(text)
     if isinstance(body, dict):
         error = body.get("error")
         detail = body.get("detail")
@@ -303,16 +481,20 @@ def _error_details(
             message = _text(body.get("message"))
             code = code or _text(body.get("code"))
     elif body is not None and message is None:
-        message = _excerpt(redact(json.dumps(body), secret))
+        message = json.dumps(body)[:_EXCERPT_INPUT]
     if message:
-        message = _excerpt(redact(message, secret))
-    return (message or response.reason_phrase or "no error message", error_type, code, param)
+        message = _excerpt(redact(message, secret), markup=False)
+    error_type, code, param = (
+        None if f is None else _excerpt(f, 100, markup=False) for f in (error_type, code, param)
+    )
+    reason = _excerpt(redact(answer.reason, secret), markup=False)
+    return (message or reason or "no error message", error_type, code, param)
 
 
 def _text(value: Any) -> str | None:
     if value is None or value == "":
         return None
-    return value if isinstance(value, str) else str(value)
+    return value if isinstance(value, str) else shown(value, 100)
 
 
 # --- the async client --------------------------------------------------------------------
@@ -323,6 +505,10 @@ class AsyncSirayClient:
 
     ``api_key`` and ``base_url`` fall back to ``SIRAY_API_KEY`` and ``SIRAY_BASE_URL``; with
     neither anywhere, requests go to the embedded offline sandbox (see :attr:`sandbox`).
+
+    Every exchange is bounded: ``timeout`` per network step (httpx's), ``deadline`` seconds
+    for a whole exchange however slowly the server sends, :data:`MAX_ANSWER_BYTES` of answer,
+    and :meth:`wait` gives up after ``wait_timeout`` seconds unless told otherwise.
 
     >>> async with AsyncSirayClient() as client:  # doctest: +SKIP
     ...     task = await client.generate(prompt="a fox in the snow", aspect_ratio="16:9")
@@ -335,6 +521,8 @@ class AsyncSirayClient:
         base_url: str | None = None,
         *,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        deadline: float | None = DEFAULT_DEADLINE,
+        wait_timeout: float | None = DEFAULT_WAIT_TIMEOUT,
         poll: PollSchedule | None = None,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -346,8 +534,15 @@ class AsyncSirayClient:
             raise ConfigurationError(
                 f"base URL {settings.base_url!r} is not a valid URL ({exc})"
             ) from None
+        for name, value in (("deadline", deadline), ("wait_timeout", wait_timeout)):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name}={value!r} must be a positive number of seconds or None")
         self._settings: Settings = settings
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        #: Seconds one HTTP exchange may take in all (None: no limit beyond ``timeout``).
+        self.deadline: float | None = deadline
+        #: Seconds :meth:`wait` waits when not given a ``timeout`` (None: no limit).
+        self.wait_timeout: float | None = wait_timeout
         self.poll: PollSchedule = poll or (
             PollSchedule.local() if settings.sandbox else PollSchedule()
         )
@@ -356,9 +551,12 @@ class AsyncSirayClient:
         self._create_url = settings.base_url + CREATE_PATH
         self._task_url = settings.base_url + _TASK_PREFIX
         # Created on first use, inside the loop that uses it: httpx's pool belongs to one loop.
-        self._http: httpx.AsyncClient | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pool: _Pool | None = None
         self._closed = False
+        if settings.api_key is not None:
+            register_secret(settings.api_key)  # masked in httpx's and httpcore's log records
+        # An unclosed client's pool is closed when the client is collected (on its loop).
+        self._finalizer: weakref.finalize[Any, Any] | None = None
 
     # -- description --
 
@@ -391,31 +589,48 @@ class AsyncSirayClient:
 
     def _client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
-        if self._http is not None and self._loop is loop:
-            return self._http
+        pool = self._pool
+        if pool is not None and pool.loop is loop and not pool.closed:
+            return pool.http
         if self._closed:
-            raise RuntimeError("this client is closed; create a new one")
+            raise ClientClosedError()
         # First use, or use from a new loop (a second asyncio.run): the old pool's
-        # connections belong to the old loop and cannot be reused, so start a fresh pool.
+        # connections belong to the old loop and cannot be reused. Its loop closed it when
+        # that loop shut down (see _Pool); if that loop still runs, it is closed there.
+        if pool is not None:
+            pool.close_soon()
         headers = {"Accept": "application/json", "User-Agent": f"siray-widgets/{__version__}"}
         if self._settings.api_key is not None:
             headers["Authorization"] = f"Bearer {self._settings.api_key.reveal()}"
-        self._http = httpx.AsyncClient(
+        http = httpx.AsyncClient(
             headers=headers,
             timeout=self._timeout,
             transport=self._transport,
             # Proxies from the environment are for the internet, not for the local sandbox.
             trust_env=not self._settings.sandbox,
         )
-        self._loop = loop
-        return self._http
+        self._pool = _Pool(http, loop)
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, _Pool.close_soon, self._pool)
+        return http
 
     async def aclose(self) -> None:
         """Close the connection pool. Safe to call twice."""
         self._closed = True
-        http, self._http = self._http, None
-        if http is not None:
-            await http.aclose()
+        pool, self._pool = self._pool, None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        if pool is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - aclose is a coroutine
+            running = None
+        if pool.loop is running:
+            await pool.aclose()
+        else:
+            pool.close_soon()  # its own loop closes it (or closed it when it shut down)
 
     async def __aenter__(self) -> AsyncSirayClient:
         return self
@@ -438,28 +653,58 @@ class AsyncSirayClient:
         :func:`siray_widgets.registry.request_for`), or the fields as keywords
         (``submit(prompt=...)``; ``model=`` picks another model of the registry), or both (the
         keywords override). The body sent is exactly ``request.to_json()``.
+        The answer may hold the id under ``data`` (as documented) or at the top level (as
+        some of the live service's answers do); anything else is an
+        :class:`UnexpectedResponseError`.
         """
         request = _build_request(request, fields)
         body = await self._call(
             "POST", self._create_url, request.to_json().encode("utf-8"), _retryable_create
         )
         data = body.get("data")
-        task_id = data.get("task_id") if isinstance(data, dict) else None
-        if not isinstance(task_id, str) or not task_id:
+        if isinstance(data, dict) and "task_id" in data:
+            task_id = data["task_id"]
+        elif "task_id" in body:
+            task_id = body["task_id"]
+        else:
             raise UnexpectedResponseError(
-                "the create response has no 'data.task_id'", status_code=200
+                "the create response has no task id (neither 'data.task_id' nor a top-level "
+                "'task_id')",
+                status_code=200,
+            )
+        problem = task_id_problem(task_id)
+        if problem is not None:
+            raise UnexpectedResponseError(
+                f"the create response's task id {shown(task_id)} {problem}", status_code=200
             )
         logger.debug("created task %s", task_id)
-        return task_id
+        return str(task_id)
 
     async def get_task(self, task_id: str) -> Task:
-        """One reading of a task's state."""
-        if not isinstance(task_id, str) or not task_id.strip():
-            raise ValueError(f"task_id must be a non-empty string, not {task_id!r}")
+        """One reading of a task's state.
+
+        The id travels as one URL path segment, percent-encoded; an id that cannot be one
+        (empty, ``.`` or ``..``, whitespace or control characters, absurdly long) is a
+        ``ValueError`` before anything is sent.
+        """
+        problem = task_id_problem(task_id)
+        if problem is not None:
+            raise ValueError(f"task_id {shown(task_id)} {problem}")
         body = await self._call(
             "GET", self._task_url + quote(task_id, safe=""), None, _retryable_query
         )
-        task = Task.from_api(body.get("data"))
+        data = body.get("data")
+        if isinstance(data, dict):
+            found: Any = data
+        elif "task_id" in body or "status" in body:
+            found = body  # flat: the task's fields at the top level
+        else:
+            raise UnexpectedResponseError(
+                "the status response holds no task (neither a 'data' object nor top-level "
+                "'task_id' and 'status')",
+                status_code=200,
+            )
+        task = Task.from_api(found)
         if task.task_id != task_id:
             raise UnexpectedResponseError(
                 f"asked for task {task_id} but the answer is about task {task.task_id}",
@@ -477,16 +722,21 @@ class AsyncSirayClient:
         timeout: float | None = None,
         poll: PollSchedule | None = None,
     ) -> Task:
-        """Poll until the task ends; return the SUCCESS reading.
+        """Poll until the task ends; return the SUCCESS reading (with its outputs).
 
         ``on_update`` gets every reading that differs from the previous one (the first one
         included), FAILURE too. Raises :class:`TaskFailedError` on FAILURE and
-        :class:`WaitTimeoutError` after ``timeout`` seconds (the task keeps running on the
+        :class:`WaitTimeoutError` after ``timeout`` seconds (default: the client's
+        ``wait_timeout``; ``math.inf`` waits for ever; the task keeps running on the
         server). Cancelling the awaiting task stops polling at once.
         """
+        if timeout is None:
+            timeout = self.wait_timeout
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout={timeout!r} must be a positive number of seconds")
         seen: list[Task] = []
         polling = self._poll(task_id, on_update, poll or self.poll, seen)
-        if timeout is None:
+        if timeout is None or math.isinf(timeout):
             return await polling
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -509,6 +759,8 @@ class AsyncSirayClient:
     ) -> Task:
         previous: Task | None = None
         delay: float | None = None
+        empty_since: float | None = None  # first SUCCESS reading without outputs
+        loop = asyncio.get_running_loop()
         while True:
             task = await self.get_task(task_id)
             changed = previous is None or task != previous
@@ -520,7 +772,17 @@ class AsyncSirayClient:
                     if inspect.isawaitable(result):
                         await result
             if task.status is TaskStatus.SUCCESS:
-                return task
+                if task.outputs:
+                    return task
+                # The live service can say SUCCESS before it fills outputs: poll on, a while.
+                now = loop.time()
+                empty_since = now if empty_since is None else empty_since
+                if now - empty_since >= schedule.outputs_grace:
+                    raise UnexpectedResponseError(
+                        f"task {task_id} reported SUCCESS but no image URLs for "
+                        f"{schedule.outputs_grace:g} s",
+                        status_code=200,
+                    )
             if task.status is TaskStatus.FAILURE:
                 raise TaskFailedError(task_id, task.fail_reason)
             moved = previous is not None and (
@@ -587,63 +849,84 @@ class AsyncSirayClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _send(self, method: str, url: str, content: bytes | None) -> dict[str, Any]:
-        """One HTTP exchange, mapped to a JSON body or a typed error."""
-        http = self._client()
+        """One HTTP exchange, within the deadline, mapped to a JSON object or a typed error."""
+        answer = await _within(self.deadline, self._exchange(method, url, content), method, url)
+        status = answer.status_code
+        if not 200 <= status < 300:
+            raise self._status_error(answer)
         try:
-            if content is None:
-                response = await http.request(method, url)
-            else:
-                response = await http.request(
-                    method, url, content=content, headers={"Content-Type": "application/json"}
-                )
+            body = _redact_json(_load_json(answer.content), self._key)
+        except _BadJSON as exc:
+            detail = str(exc)
+            if detail.startswith("Expecting") or detail.startswith("(empty"):
+                text = _excerpt(redact(answer.content.decode("utf-8", "replace"), self._key))
+                detail = text or "(empty body)"
+            raise UnexpectedResponseError(
+                f"the response is not JSON: {detail}", status_code=status
+            ) from None
+        if not isinstance(body, dict):
+            raise UnexpectedResponseError(
+                "the response is JSON but not an object", status_code=status
+            )
+        # A missing code is read as success: the live service's flat answers may have none.
+        code = body.get("code", "success")
+        if code != "success":
+            message = _text(body.get("message")) or "no message"
+            code_text = _text(code)
+            raise UnexpectedResponseError(
+                f"the API answered code {shown(code)}: {_excerpt(message, markup=False)}",
+                status_code=status,
+                code=None if code_text is None else _excerpt(code_text, 100, markup=False),
+            )
+        return body
+
+    async def _exchange(self, method: str, url: str, content: bytes | None) -> _Answer:
+        """Send one request and read the whole answer, at most :data:`MAX_ANSWER_BYTES`."""
+        http = self._client()
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        try:
+            request = http.build_request(method, url, content=content, headers=headers)
+            response = await http.send(request, stream=True)
+            try:
+                declared = response.headers.get("Content-Length", "")
+                if len(declared) > 12 or (declared.isdigit() and int(declared) > MAX_ANSWER_BYTES):
+                    raise _too_big(response.status_code)
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > MAX_ANSWER_BYTES:
+                        raise _too_big(response.status_code)
+                    chunks.append(chunk)
+            finally:
+                await response.aclose()
         except httpx.TransportError as exc:
             raise _transport_error(exc, method, url, self._key) from None
         except httpx.DecodingError:
             raise UnexpectedResponseError(
                 "the response body could not be decoded", status_code=None
             ) from None
-        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
-            # Anything else httpx or the socket layer raises: still no HTTP answer.
-            detail = _excerpt(redact(str(exc), self._key)) or "no details"
+        except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
+            # Anything else httpx, h11 or the socket layer raises: still no usable answer.
+            detail = _excerpt(redact(str(exc), self._key), markup=False) or "no details"
             raise TransportError(
                 f"{method} {url}: {type(exc).__name__} ({detail})", sent=None
             ) from None
-        status = response.status_code
-        if 200 <= status < 300:
-            try:
-                body = json.loads(response.content, parse_constant=_reject_constant)
-            except ValueError:
-                text = _excerpt(redact(response.text, self._key))
-                raise UnexpectedResponseError(
-                    f"the response is not JSON: {text or '(empty body)'}", status_code=status
-                ) from None
-            if not isinstance(body, dict):
-                raise UnexpectedResponseError(
-                    "the response is JSON but not an object", status_code=status
-                )
-            code = body.get("code")
-            if code != "success":
-                message = _text(body.get("message")) or "no message"
-                code_text = _text(code)
-                raise UnexpectedResponseError(
-                    f"the API answered code {redact(repr(code), self._key)}: "
-                    f"{_excerpt(redact(message, self._key))}",
-                    status_code=status,
-                    code=None if code_text is None else redact(code_text, self._key),
-                )
-            return body
-        raise self._status_error(response)
+        return _Answer(
+            response.status_code, response.reason_phrase, response.headers, b"".join(chunks)
+        )
 
     @property
     def _key(self) -> Secret | None:
         return self._settings.api_key
 
-    def _status_error(self, response: httpx.Response) -> APIError:
-        status = response.status_code
-        message, *fields = _error_details(response, self._key)
-        # The server's type, code and param end up in the error's attributes: mask them too.
-        error_type, code, param = (None if f is None else redact(f, self._key) for f in fields)
+    def _status_error(self, answer: _Answer) -> APIError:
+        status = answer.status_code
+        message, error_type, code, param = _error_details(answer, self._key)
         common: dict[str, Any] = {"status_code": status, "error_type": error_type, "code": code}
+        if code == "model_not_found":
+            # The live service says 503 for an unknown model: not passing, never retried.
+            return UnknownModelError(message, **common)
         if status in (400, 422):
             return BadRequestError(message, field=param, **common)
         if status == 401:
@@ -657,15 +940,96 @@ class AsyncSirayClient:
         if status == 404:
             return NotFoundError(message, **common)
         if status in (429, 503):
-            common["retry_after"] = parse_retry_after(response.headers.get("Retry-After"))
+            common["retry_after"] = parse_retry_after(answer.headers.get("Retry-After"))
         if status == 429:
             return RateLimitError(message, **common)
         if status == 408 or status >= 500:
             return ServerError(message, **common)
         if 300 <= status < 400:
-            where = response.headers.get("Location", "elsewhere")
-            return UnexpectedResponseError(f"redirected to {_excerpt(where)}", **common)
+            where = answer.headers.get("Location", "elsewhere")
+            shown_where = _excerpt(redact(where, self._key), markup=False)
+            return UnexpectedResponseError(f"redirected to {shown_where}", **common)
         return APIError(message, **common)
+
+
+def _too_big(status: int) -> UnexpectedResponseError:
+    return UnexpectedResponseError(
+        f"the answer is larger than {MAX_ANSWER_BYTES // 1024} KB; it was not read",
+        status_code=status,
+    )
+
+
+async def _within(seconds: float | None, work: Coroutine[Any, Any, T], method: str, url: str) -> T:
+    """Await ``work``, giving up after ``seconds`` with a :class:`TransportError`."""
+    if seconds is None:
+        return await work
+    if sys.version_info >= (3, 11):
+        scope = asyncio.timeout(seconds)
+        try:
+            async with scope:
+                return await work
+        except TimeoutError:
+            if not scope.expired():
+                raise
+    else:  # pragma: no cover - Python 3.10
+        try:
+            return await asyncio.wait_for(work, seconds)
+        except asyncio.TimeoutError:
+            pass
+    raise TransportError(
+        f"{method} {url}: no complete answer within {seconds:g} s", sent=True
+    ) from None
+
+
+class _Pool:
+    """One httpx pool and the loop it belongs to.
+
+    A loop that shuts down the usual way (``asyncio.run`` ending) closes the pool first: a
+    guard async generator, started on that loop, is finalized by the loop's
+    ``shutdown_asyncgens`` and closes the pool there, while the loop still runs. Without it
+    the pool's sockets would stay open until collected ("unclosed transport"), and a later
+    ``aclose()`` could only fail with "Event loop is closed".
+    """
+
+    def __init__(self, http: httpx.AsyncClient, loop: asyncio.AbstractEventLoop) -> None:
+        self.http = http
+        self.loop = loop
+        self.closed = False
+        self._guard = self._watch()
+        # The first step registers the generator with the running loop and runs it to its
+        # yield at once (nothing in it awaits before that).
+        step = cast("Coroutine[Any, Any, None]", self._guard.__anext__())
+        with contextlib.suppress(StopIteration):
+            step.send(None)
+
+    async def _watch(self) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        if not self.closed:
+            self.closed = True
+            await self.http.aclose()
+
+    def close_soon(self) -> None:
+        """Close from anywhere: on the pool's loop if it still runs (else it already did)."""
+        if self.closed:
+            return
+        loop = self.loop
+        if loop.is_closed():
+            self.closed = True  # shut down without shutdown_asyncgens: nothing left to do
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            loop.create_task(self.aclose())
+        else:
+            with contextlib.suppress(RuntimeError):  # closed meanwhile
+                loop.call_soon_threadsafe(lambda: loop.create_task(self.aclose()))
 
 
 def _reject_constant(name: str) -> float:
@@ -725,6 +1089,7 @@ class _LoopThread:
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="siray-widgets-client", daemon=True
         )
+        self._stopping = False
         self._thread.start()
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
@@ -734,20 +1099,71 @@ class _LoopThread:
                 "a SirayClient method was called from its own callback; use AsyncSirayClient "
                 "with an async on_update instead"
             )
+        if self._stopping:
+            coro.close()
+            raise ClientClosedError()
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def result(self, future: Future[T]) -> T:
+        """``future.result()``, saying so plainly when :meth:`stop` cancelled the call."""
+        try:
+            return future.result()
+        except CancelledError:
+            if self._stopping:
+                raise ClientClosedError(
+                    "the client was closed (from another thread) while this call was waiting"
+                ) from None
+            raise
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         future = self.submit(coro)
         try:
-            return future.result()
+            return self.result(future)
         except BaseException:
             future.cancel()  # Ctrl-C or an error while blocked: stop the coroutine too
             raise
 
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
+    def stop(self, before: Coroutine[Any, Any, None] | None = None) -> None:
+        """Cancel every call still running, await ``before`` (closing the pool), stop the loop.
+
+        Callers blocked in :meth:`run` get a :class:`ClientClosedError` instead of waiting
+        for ever. Safe from any thread, the loop's own included (then it does not wait).
+        """
+        self._stopping = True
+        loop = self._loop
+
+        async def shut_down() -> None:
+            current = asyncio.current_task()
+            calls = [t for t in asyncio.all_tasks() if t is not current]
+            for call in calls:
+                call.cancel()
+            await asyncio.gather(*calls, return_exceptions=True)
+            if before is not None:
+                with contextlib.suppress(Exception):
+                    await before
+            await loop.shutdown_asyncgens()
+
+        if loop.is_closed():
+            if before is not None:
+                before.close()
+            return
+        if threading.current_thread() is self._thread:  # a finalizer run on this thread
+            task = loop.create_task(shut_down())
+            task.add_done_callback(lambda _: loop.stop())
+            return
+        done = asyncio.run_coroutine_threadsafe(shut_down(), loop)
+        with contextlib.suppress(Exception):
+            done.result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            loop.close()
+
+
+def _stop_unclosed(runner: _LoopThread, client: AsyncSirayClient) -> None:
+    """Finalizer of a :class:`SirayClient` never closed: free its thread, loop and sockets."""
+    with contextlib.suppress(Exception):
+        runner.stop(client.aclose())
 
 
 _DONE: Final = object()
@@ -766,16 +1182,26 @@ class SirayClient:
         base_url: str | None = None,
         *,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        deadline: float | None = DEFAULT_DEADLINE,
+        wait_timeout: float | None = DEFAULT_WAIT_TIMEOUT,
         poll: PollSchedule | None = None,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._async = AsyncSirayClient(
-            api_key, base_url, timeout=timeout, poll=poll, retry=retry, transport=transport
+            api_key,
+            base_url,
+            timeout=timeout,
+            deadline=deadline,
+            wait_timeout=wait_timeout,
+            poll=poll,
+            retry=retry,
+            transport=transport,
         )
         self._runner: _LoopThread | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._finalizer: weakref.finalize[Any, Any] | None = None
 
     @property
     def base_url(self) -> str:
@@ -807,9 +1233,13 @@ class SirayClient:
         if runner is None:
             with self._lock:
                 if self._closed:
-                    raise RuntimeError("this client is closed; create a new one")
+                    raise ClientClosedError()
                 if self._runner is None:
                     self._runner = _LoopThread()
+                    # Not closed by its user: the thread and the pool go when it is collected.
+                    self._finalizer = weakref.finalize(
+                        self, _stop_unclosed, self._runner, self._async
+                    )
                 runner = self._runner
         return runner
 
@@ -847,7 +1277,7 @@ class SirayClient:
                 result = on_update(item)
                 if inspect.isawaitable(result):
                     runner.run(_await(result))
-            return future.result()
+            return runner.result(future)
         except BaseException:
             future.cancel()
             raise
@@ -871,11 +1301,12 @@ class SirayClient:
         with self._lock:
             runner, self._runner = self._runner, None
             self._closed = True
+            finalizer, self._finalizer = self._finalizer, None
+        if finalizer is not None:
+            finalizer.detach()
         if runner is not None:
-            try:
-                runner.run(self._async.aclose())
-            finally:
-                runner.stop()
+            # Calls still waiting in other threads end with a ClientClosedError.
+            runner.stop(self._async.aclose())
 
     def __enter__(self) -> SirayClient:
         return self

@@ -15,7 +15,9 @@ Both are checked here, before anything is sent, and refused with a
 - a key must be printable ASCII without whitespace (surrounding blanks are stripped): a key
   pasted with a line break, a control character or a typographic quote cannot travel in an
   HTTP header, and the HTTP library would echo it in its error;
-- a base URL needs an ``http``/``https`` scheme, a host and a port in 1..65535;
+- a base URL needs an ``http``/``https`` scheme, a host and a port in 1..65535, and no
+  ``user:password@`` part (httpx would send those as Basic credentials, in place of the key,
+  and the password would show wherever the URL does);
 - a key is sent over plain ``http://`` only to this machine (``localhost``, ``127.0.0.0/8``,
   ``::1``); elsewhere it would cross the network unencrypted. The one exception is the
   sandbox's open key (``"sandbox"``), which is public by design, so that a workshop can use a
@@ -24,6 +26,8 @@ Both are checked here, before anything is sent, and refused with a
 
 from __future__ import annotations
 
+import functools
+import html
 import ipaddress
 import json
 import os
@@ -57,7 +61,7 @@ class Secret:
     ``Authorization`` header.
     """
 
-    __slots__ = ("_value",)
+    __slots__ = ("__weakref__", "_value")
 
     def __init__(self, value: str) -> None:
         if not isinstance(value, str):
@@ -160,6 +164,13 @@ def check_base_url(url: str, *, with_key: bool) -> None:
     It needs an ``http``/``https`` scheme, a host and a port in 1..65535; with a key, plain
     ``http://`` is accepted only for a loopback host (see the module docstring).
     """
+    shown = without_userinfo(url)
+    if shown != url:
+        # Checked first: every message below quotes the URL, which would show the password.
+        raise ConfigurationError(
+            f"base URL {shown!r} holds a user name or password (user:password@host); remove "
+            f"it: the API takes the key from {API_KEY_ENV} (or api_key=), never from the URL"
+        )
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -186,6 +197,22 @@ def check_base_url(url: str, *, with_key: bool) -> None:
             f"https://{shown} (plain http:// is only for a server on this machine: localhost, "
             "127.0.0.1 or ::1)"
         )
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` with any ``user:password@`` before its host cut out (``url`` itself if none).
+
+    Plain string work, so that it also cleans URLs that ``urlsplit`` cannot read.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    netloc = rest[:end]
+    if "@" not in netloc:
+        return url
+    host = netloc.rpartition("@")[2]
+    return f"{scheme}{sep}***@{host}{rest[end:]}"
 
 
 def resolve(
@@ -241,16 +268,17 @@ def resolve(
     )
 
 
-def redact(text: str, secret: Secret | None) -> str:
-    """``text`` with the key (if any) masked: defence in depth for echoed server text.
+#: Keys shorter than this are not masked in text: they cannot be real API keys, and masking
+#: them would hide ordinary words (the sandbox's open key is the word "sandbox").
+MIN_REDACTED_LENGTH: Final = 8
 
-    Servers may echo the key they rejected, and error texts quote it in more ways than one:
-    escaped (an HTTP library's ``repr`` of a header value, JSON), percent-encoded, or cut in
-    pieces at a character that broke it. The client and the widget both mask with this.
+
+@functools.lru_cache(maxsize=16)
+def _forms(key: str) -> tuple[str, ...]:
+    """Every way ``key`` can come back inside a server's or a library's text, longest first.
+
+    Cached (a few keys per process at most): every string of every answer is masked with it.
     """
-    key = secret.reveal() if secret is not None else ""
-    if not key:
-        return text
     forms = {
         key,
         repr(key)[1:-1],
@@ -260,11 +288,31 @@ def redact(text: str, secret: Secret | None) -> str:
         key.encode("unicode_escape").decode("ascii"),
         quote(key, safe=""),
         quote_plus(key),
+        # HTML-escaped, as an error page shows it (&amp; &lt; &gt; &quot; &#x27;), and as
+        # Go's JSON encoder writes <, > and & (\u003c ...).
+        html.escape(key),
+        html.escape(key, quote=False),
+        key.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e"),
     }
     # Pieces between characters a key never has; short ones could be ordinary words.
-    forms.update(piece for piece in re.split(r"[^!-~]", key) if len(piece) >= 8)
-    for form in sorted(forms, key=len, reverse=True):
-        if form:
+    forms.update(piece for piece in re.split(r"[^!-~]", key) if len(piece) >= MIN_REDACTED_LENGTH)
+    return tuple(sorted((f for f in forms if len(f) >= MIN_REDACTED_LENGTH), key=len, reverse=True))
+
+
+def redact(text: str, secret: Secret | None) -> str:
+    """``text`` with the key (if any) masked as ``***``: defence in depth for echoed server text.
+
+    Servers may echo the key they rejected, and error texts quote it in more ways than one:
+    escaped (an HTTP library's ``repr`` of a header value, JSON), percent-encoded,
+    HTML-escaped, or cut in pieces at a character that broke it. The client and the widget
+    both mask with this. Keys shorter than :data:`MIN_REDACTED_LENGTH` are left alone (no
+    real key is that short, and masking would eat ordinary words).
+    """
+    key = secret.reveal() if secret is not None else ""
+    if len(key) < MIN_REDACTED_LENGTH:
+        return text
+    for form in _forms(key):
+        if form in text:
             text = text.replace(form, "***")
     return text
 

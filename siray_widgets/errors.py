@@ -98,6 +98,20 @@ class PaymentRequiredError(APIError):
     hint = "Top up your balance in the Siray dashboard, or use the sandbox meanwhile."
 
 
+class UnknownModelError(BadRequestError):
+    """The API does not know the model asked for.
+
+    The live service answers this with HTTP 503 and the code ``model_not_found`` (not a
+    400): retrying cannot help, so it is never retried.
+    """
+
+    hint = "Choose a model the API offers (the model field) and send the request again."
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        kwargs.setdefault("field", "model")
+        super().__init__(f"unknown model: {message}", **kwargs)
+
+
 class ForbiddenError(APIError):
     """403: the request is blocked (for example by moderation)."""
 
@@ -144,6 +158,13 @@ class TransportError(SirayError):
         super().__init__(f"{message} — check your network and SIRAY_BASE_URL, then try again.")
 
 
+class ClientClosedError(SirayError, RuntimeError):
+    """The client was closed (or is closing) while a call used it, or is used after that."""
+
+    def __init__(self, message: str = "this client is closed; create a new one") -> None:
+        super().__init__(message)
+
+
 class TaskFailedError(SirayError):
     """The task ended in FAILURE."""
 
@@ -171,5 +192,18 @@ class WaitTimeoutError(SirayError, TimeoutError):
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+    """A short ``repr`` of ``value`` for a message; never raises, never long.
+
+    An int of more than 4,300 digits cannot be turned into text (Python raises a bare
+    ValueError), and a long string would flood the message: both are described instead.
+    Control characters come out escaped, as ``repr`` writes them.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"<an integer of about {int(value.bit_length() * 0.30103)} digits>"
+    if isinstance(value, str) and len(value) > limit:
+        value = value[: limit + 1]
+    try:
+        text = repr(value)
+    except Exception:  # a value that cannot show itself
+        return f"<a {type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -112,7 +112,14 @@ from ._widget_tasks import (
     fetch_images,
     key_problem,
 )
-from .config import API_KEY_ENV, BASE_URL_ENV, Secret, redact
+from .config import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    Secret,
+    check_base_url,
+    redact,
+    without_userinfo,
+)
 from .errors import TaskFailedError, ValidationError
 from .schema import FIELD_NAMES, FIELDS_BY_NAME, TASK_STATUSES, ImageRequest, schema_json
 from .task import Task
@@ -380,6 +387,8 @@ class ImagineWidget(anywidget.AnyWidget):
     def base_url(self, value: str | None) -> None:
         if value is not None and not isinstance(value, str):
             raise TypeError(f"base_url must be a str or None, not {type(value).__name__}")
+        if value and without_userinfo(value) != value:  # synced snippets would show it
+            check_base_url(value, with_key=False)  # raises, without showing the password
         self._base_url = (value or "").strip() or None
         self._refresh_connection()
 
@@ -394,8 +403,10 @@ class ImagineWidget(anywidget.AnyWidget):
         return None, not (self._base_url or env_url), ""
 
     def _public_base_url(self) -> str | None:
-        """Where copied commands should send requests: never the sandbox's address."""
-        return self._base_url or os.environ.get(BASE_URL_ENV, "").strip() or None
+        """Where copied commands should send requests: never the sandbox's address (nor a
+        password that a URL in the environment holds)."""
+        url = self._base_url or os.environ.get(BASE_URL_ENV, "").strip() or None
+        return without_userinfo(url) if url else None
 
     def _refresh_connection(self) -> None:
         """Recompute what depends on the key and base URL (the environment's included: it
@@ -452,7 +463,7 @@ class ImagineWidget(anywidget.AnyWidget):
             elif kind == "fetch-images":
                 # A page (re)loaded after the runs: it has URLs but no bytes for them.
                 urls = content.get("urls")
-                known = {url for g in self.runs for url in g.images}
+                known = {url for g in self.runs for url in g.local_images()}
                 wanted = [u for u in urls if u in known] if isinstance(urls, list) else []
                 reply["urls"] = self._send_images(wanted)
             else:
@@ -479,7 +490,7 @@ class ImagineWidget(anywidget.AnyWidget):
                 )
                 self.set_trait("error", message)
                 return {"ok": False, "error": message, "run": None, "ignored": False}
-            starting = next((g for g in self._runs if g.state == "starting"), None)
+            starting = next((g for g in self._runs if g.awaits_task_id), None)
             if starting is not None:
                 return {"ok": True, "ignored": True, "run": starting.id}
             generation = self.generate()
@@ -553,6 +564,7 @@ class ImagineWidget(anywidget.AnyWidget):
         outcome: Task | BaseException | None = None
         try:
             client = await _open_client(secret, base_url, poll)
+            generation.api_base_url = client.base_url
             if client.sandbox != self.sandbox:
                 with self._lock:
                     self.set_trait("sandbox", client.sandbox)
@@ -590,7 +602,7 @@ class ImagineWidget(anywidget.AnyWidget):
                     generation.note = redact(f"Closing the connection failed: {exc}", secret)
             self._finish(generation, outcome)
         if isinstance(outcome, Task):
-            self._send_images(generation.images)
+            self._send_images(generation.local_images())
 
     def _on_reading(self, generation: Generation, task: Task) -> None:
         with self._lock:

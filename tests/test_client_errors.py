@@ -209,10 +209,13 @@ def test_redirect_is_unexpected(fault_server: FaultServer) -> None:
     ("body", "match"),
     [
         ({"code": "error", "message": "quota exceeded", "data": None}, "'error': quota exceeded"),
-        ({"code": "success", "message": "", "data": {}}, "no 'data.task_id'"),
-        ({"code": "success", "message": "", "data": {"task_id": ""}}, "no 'data.task_id'"),
-        ({"code": "success", "message": "", "task_id": "top-level"}, "no 'data.task_id'"),
-        ({"code": "success", "message": "", "data": {"task_id": 12}}, "no 'data.task_id'"),
+        ({"code": "success", "message": "", "data": {}}, "no task id"),
+        ({"code": "success", "message": "", "data": None}, "no task id"),
+        ({"code": "success", "message": "", "data": {"task_id": ""}}, "task id '' is empty"),
+        ({"code": "success", "message": "", "data": {"task_id": 12}}, "task id 12 is a int"),
+        ({"code": "success", "data": {"task_id": ".."}}, r"task id '\.\.' is a dot segment"),
+        ({"task_id": "a\x1b]52;c;ZXZpbA==\x07"}, "whitespace or control characters"),
+        ({"task_id": "x" * 5000}, "5000 characters long"),
         (["success"], "not an object"),
         ("<html>maintenance</html>", "not JSON: maintenance"),
         (b"", r"not JSON: \(empty body\)"),
@@ -229,8 +232,8 @@ def test_malformed_create_answers(fault_server: FaultServer, body: Any, match: s
 @pytest.mark.parametrize(
     ("data", "match"),
     [
-        (None, "no 'data' object"),
-        ({"status": "SUCCESS"}, "no 'data.task_id'"),
+        (None, "holds no task"),
+        ({"status": "SUCCESS"}, "has no task id"),
         ({"task_id": "t1", "status": "DONE"}, "unknown status 'DONE'"),
         ({"task_id": "t1", "status": "SUCCESS", "outputs": "url"}, "malformed 'outputs'"),
         ({"task_id": "t1", "status": "IN_PROGRESS", "progress": "lots"}, "not a percentage"),

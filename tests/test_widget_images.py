@@ -56,7 +56,7 @@ def test_a_run_sends_the_bytes_of_its_loopback_images(
     assert len(buffers) == len(g.images)
     for url, data in zip(g.images, buffers, strict=True):
         assert data.startswith(PNG)
-        assert data == httpx.get(url).content  # the very image the URL serves
+        assert data == httpx.get(url, follow_redirects=True).content  # what the URL serves
     # Bytes are messages, not state: nothing of them is synced or saved with the notebook.
     state = w.get_state()
     assert w.outputs == g.images
@@ -86,7 +86,7 @@ def test_a_reloaded_page_asks_again_and_gets_only_known_images(
     assert reply["urls"] == [g.images[0]]  # the kernel never fetches what the page names
     content, buffers = image_messages(w)[-1]
     assert content["urls"] == [g.images[0]]
-    assert buffers[0] == httpx.get(g.images[0]).content
+    assert buffers[0] == httpx.get(g.images[0], follow_redirects=True).content
 
 
 def test_images_elsewhere_are_left_to_the_browser(

@@ -35,6 +35,9 @@ __all__ = [
 
 #: Environment variable that sets the shared sandbox's generation time in seconds.
 DURATION_ENV = "SIRAY_SANDBOX_DURATION"
+#: Environment variable that turns on the live service's quirks in the shared sandbox
+#: (``live``; see :attr:`SandboxSettings.quirks`).
+QUIRKS_ENV = "SIRAY_SANDBOX_QUIRKS"
 
 
 class SandboxHandle:
@@ -93,7 +96,8 @@ def start(*, host: str = "127.0.0.1", port: int = 0, **config: Any) -> SandboxHa
     ``port=0`` picks a free port. ``config`` takes the fields of :class:`SandboxSettings`:
     ``duration``, ``latency``, ``rate_limit_share``, ``retry_after``, ``server_error_share``,
     ``failure_share``, ``stall_at``, ``stall_share``, ``malformed_share``, ``seed``,
-    ``api_key`` (None accepts any non-empty bearer key), ``allow_remote`` and the bounds.
+    ``api_key`` (None accepts any non-empty bearer key), ``allow_remote``, ``quirks``
+    ("live": the live service's undocumented ways), the timeouts and the bounds.
     Hosts other than loopback need ``allow_remote=True``. A port outside 0..65535 is a
     ``ValueError``; a port in use is an ``OSError``.
     """
@@ -128,11 +132,21 @@ def shared_duration() -> float:
     return value
 
 
+def shared_quirks() -> str:
+    """The shared sandbox's quirks: ``SIRAY_SANDBOX_QUIRKS`` (``live`` or ``none``)."""
+    from .settings import QUIRKS
+
+    text = os.environ.get(QUIRKS_ENV, "").strip().lower() or "none"
+    if text not in QUIRKS:
+        raise ValueError(f"{QUIRKS_ENV}={text!r} must be one of {', '.join(QUIRKS)}")
+    return text
+
+
 def shared() -> SandboxHandle:
     """The process-wide sandbox: started on first use, stopped at interpreter exit."""
     global _shared
     with _shared_lock:
         if _shared is None or not _shared.running:
-            _shared = start(duration=shared_duration())
+            _shared = start(duration=shared_duration(), quirks=shared_quirks())
             atexit.register(_shared.stop)
         return _shared

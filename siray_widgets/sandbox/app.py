@@ -15,6 +15,7 @@ import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -25,13 +26,16 @@ from starlette.routing import Route
 
 from ..errors import ValidationError
 from ..schema import CREATE_PATH, FIELDS_BY_NAME, TASK_PATH, ImageRequest, openapi
+from ..task import IMAGES_PER_TASK
 from .faults import Faults, Malformed, RequestFault
 from .images import ImageCache, png_bytes
 from .models import MODELS_PATH, SandboxRegistry, parse_model_body, requested_model
 from .settings import SandboxSettings
-from .store import IMAGES_PER_TASK, TaskRecord, TaskStore, new_task_id
+from .store import StoreFullError, TaskRecord, TaskStore, new_task_id
 
 IMAGE_PATH = "/sandbox/images/{task_id}/{number:int}.png"
+#: With live quirks, outputs are redirects through here (as the live service's are).
+REDIRECT_PATH = "/redirect/{task_id}/{number:int}"
 # Python's json reads only int and float; these are the JSON types each schema type allows.
 _JSON_TYPES: Mapping[str, tuple[type, ...]] = {
     "string": (str,),
@@ -188,18 +192,28 @@ class BodyError(Exception):
         self.code = code
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing more than ``limit`` bytes without reading them all."""
+async def read_body(request: Request, limit: int, timeout: float | None = None) -> bytes:
+    """The raw body, refusing more than ``limit`` bytes without reading them all, and a body
+    that takes longer than ``timeout`` seconds to arrive (408)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isdigit() and (len(declared) > 12 or int(declared) > limit):
         raise BodyError(413, f"request body is larger than {limit} bytes", "body_too_large")
     chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyError(413, f"request body is larger than {limit} bytes", "body_too_large")
-        chunks.append(chunk)
+
+    async def collect() -> None:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyError(413, f"request body is larger than {limit} bytes", "body_too_large")
+            chunks.append(chunk)
+
+    try:
+        await asyncio.wait_for(collect(), timeout)
+    except asyncio.TimeoutError:
+        raise BodyError(
+            408, f"request body not received within {timeout:g} s", "request_timeout"
+        ) from None
     return b"".join(chunks)
 
 
@@ -268,14 +282,17 @@ async def _before_api(request: Request, state: SandboxState) -> Response | None:
 
 async def create_task(request: Request) -> Response:
     state = _state(request)
-    try:
-        raw = await read_body(request, state.settings.max_body_bytes)
-    except BodyError as exc:
-        return error_response(exc.status_code, str(exc), code=exc.code)
-    state.record_body(raw)
+    # The key first: a body from a client that may not use the sandbox is neither read nor
+    # kept.
     denied = await _before_api(request, state)
     if denied is not None:
-        return denied
+        return _closing(denied)
+    settings = state.settings
+    try:
+        raw = await read_body(request, settings.max_body_bytes, settings.body_timeout)
+    except BodyError as exc:
+        return _closing(error_response(exc.status_code, str(exc), code=exc.code))
+    state.record_body(raw)
     fault = state.faults.request_fault()
     if fault is not None and fault.status != 500:
         return fault_response(fault)  # 429 and 503: nothing was created, safe to retry
@@ -284,9 +301,26 @@ async def create_task(request: Request) -> Response:
     except BodyError as exc:
         return error_response(exc.status_code, str(exc), code=exc.code)
     except ValidationError as exc:
+        if exc.field == "model" and settings.live:
+            # The live service's answer to a model it does not know (not a 400).
+            return error_response(
+                503,
+                f"model {str(exc.value)[:80]!r} not found",
+                type_="server_error",
+                code="model_not_found",
+            )
         param = None if exc.field == "body" else exc.field
         return error_response(400, str(exc), code="invalid_parameter", param=param)
-    record = state.create_task(image_request)
+    try:
+        record = state.create_task(image_request)
+    except StoreFullError as exc:
+        return error_response(
+            503,
+            f"{exc}; try again when some have finished",
+            type_="server_error",
+            code="sandbox_full",
+            headers={"Retry-After": "5"},
+        )
     if fault is not None:
         # A 500 after the task was stored, as a real service can fail: a client that
         # blindly retries a create on 500 makes a second task.
@@ -313,8 +347,10 @@ async def get_task(request: Request) -> Response:
             code="task_not_found",
             param="task_id",
         )
-    data = record.to_api(state.clock(), str(request.base_url))
-    good = {"code": "success", "message": "", "data": data}
+    live = state.settings.live
+    data = record.to_api(state.clock(), str(request.base_url), live=live)
+    # With live quirks the status answer is flat: the task's fields at the top level.
+    good = data if live else {"code": "success", "message": "", "data": data}
     kind = state.faults.malformed()
     return malformed_response(kind, good) if kind is not None else json_response(good)
 
@@ -360,6 +396,22 @@ async def get_models(request: Request) -> Response:
     return Response(body, media_type="application/json")
 
 
+async def get_redirect(request: Request) -> Response:
+    """A live-style output URL: a redirect to the image (relative, as the path says)."""
+    task_id: str = request.path_params["task_id"]
+    number: int = request.path_params["number"]
+    target = IMAGE_PATH.replace("{task_id}", quote(task_id, safe="")).replace(
+        "{number:int}", str(number)
+    )
+    return Response(status_code=302, headers={"Location": target, "Cache-Control": "no-store"})
+
+
+def _closing(response: Response) -> Response:
+    """``response``, closing the connection after it: the request body may be unread."""
+    response.headers["Connection"] = "close"
+    return response
+
+
 async def get_openapi(request: Request) -> Response:
     return json_response(request.app.state.openapi)
 
@@ -396,6 +448,7 @@ def create_app(
             Route(CREATE_PATH, create_task, methods=["POST"]),
             Route(TASK_PATH, get_task, methods=["GET"]),
             Route(IMAGE_PATH, get_image, methods=["GET"]),
+            Route(REDIRECT_PATH, get_redirect, methods=["GET"]),
             Route("/openapi.json", get_openapi, methods=["GET"]),
             Route(MODELS_PATH, get_models, methods=["GET"]),
             Route("/", get_root, methods=["GET"]),

@@ -8,11 +8,18 @@ import socket
 import threading
 import time
 
+import h11
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 #: How long :meth:`BackgroundServer.start` waits for uvicorn to come up.
 START_TIMEOUT = 10.0
+
+
+def _head_timeout(app: Starlette) -> float:
+    state = getattr(app.state, "sandbox", None)
+    return float(state.settings.head_timeout) if state is not None else 10.0
 
 
 class _QuickStopServer(uvicorn.Server):
@@ -65,6 +72,45 @@ class _QuickStopServer(uvicorn.Server):
             await server.wait_closed()
 
 
+def _head_timeout_protocol(seconds: float) -> type[H11Protocol]:
+    """uvicorn's h11 protocol, closing a connection whose request head takes over ``seconds``.
+
+    uvicorn times out idle keep-alive connections, but the first byte of a request stops that
+    clock: a client that then sends its head a byte at a time holds the connection for ever.
+    Here a timer runs from the connection's start, and from the end of each answer, until a
+    whole head has arrived.
+    """
+
+    class HeadTimeoutProtocol(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm_head_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            super().connection_lost(exc)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm_head_timer()
+
+        def _arm_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            self._head_timer = self.loop.call_later(seconds, self._head_timed_out)
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            # IDLE: no complete head yet (a head in progress, or a quiet keep-alive).
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeadTimeoutProtocol
+
+
 class BackgroundServer:
     """uvicorn serving ``app`` on its own thread and event loop.
 
@@ -96,7 +142,7 @@ class BackgroundServer:
             access_log=False,
             lifespan="off",
             loop="asyncio",
-            http="h11",
+            http=_head_timeout_protocol(_head_timeout(app)),
             ws="none",
             proxy_headers=False,
             timeout_graceful_shutdown=1,

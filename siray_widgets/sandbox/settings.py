@@ -17,6 +17,9 @@ from ..config import SANDBOX_OPEN_KEY, check_key
 
 #: Seconds from submit to SUCCESS for a sandbox a human watches (the widget, the CLI).
 DEFAULT_DURATION = 3.0
+#: The sets of quirks a sandbox can have: "none" (the documented API) or "live" (what other
+#: clients of the live service report; see :class:`SandboxSettings`).
+QUIRKS = ("none", "live")
 #: The bearer key the sandbox hands out when any key is accepted (it is not a secret, so the
 #: client sends it over plain http:// to a sandbox on another machine too).
 OPEN_KEY = SANDBOX_OPEN_KEY
@@ -68,6 +71,16 @@ class SandboxSettings:
     image_cache_bytes: int = 64 * 1024 * 1024
     #: How many raw create bodies :meth:`SandboxHandle.received_bodies` keeps.
     keep_bodies: int = 1000
+    #: "live": behave as the live service does, beyond its documentation. A task says SUCCESS
+    #: a moment before its ``outputs`` are filled; output URLs are redirects
+    #: (``/redirect/<task>/<n>``); on success ``fail_reason`` holds the first output URL;
+    #: status answers are flat (the task's fields at the top level, no ``data``); an
+    #: unknown model is a 503 with the code ``model_not_found``. "none": as documented.
+    quirks: str = "none"
+    #: Seconds a client may take to send a request's head (a connection that dribbles it is
+    #: closed) and, separately, its body (then the answer is a 408).
+    head_timeout: float = 10.0
+    body_timeout: float = 10.0
     #: Wall clock in Unix seconds; tests pass a fake one to step through the lifecycle.
     clock: Callable[[], float] = dataclasses.field(default=time.time, repr=False)
 
@@ -76,6 +89,12 @@ class SandboxSettings:
             value = getattr(self, name)
             if not _is_number(value) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name}={value!r} must be a number of seconds >= 0")
+        for name in ("head_timeout", "body_timeout"):
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name}={value!r} must be a number of seconds > 0")
+        if self.quirks not in QUIRKS:
+            raise ValueError(f"quirks={self.quirks!r} must be one of {', '.join(QUIRKS)}")
         for name in _SHARES:
             value = getattr(self, name)
             if not _is_number(value) or not 0.0 <= value <= 1.0:
@@ -110,6 +129,11 @@ class SandboxSettings:
             names = ", ".join(sorted(known))
             raise TypeError(f"unknown sandbox setting {unknown[0]!r}; known settings: {names}")
         return cls(**config)
+
+    @property
+    def live(self) -> bool:
+        """Whether the live service's quirks are on."""
+        return self.quirks == "live"
 
     @property
     def accepted_key(self) -> str:

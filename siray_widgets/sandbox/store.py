@@ -2,7 +2,8 @@
 
 A task's state is computed from the clock at read time (no background jobs): the lifecycle
 NOT_START -> SUBMITTED -> QUEUED -> IN_PROGRESS -> SUCCESS is laid over ``duration`` seconds.
-The store is thread-safe and bounded by count, by bytes and by age.
+The store is thread-safe and bounded by count, by bytes and by age; to stay within its bounds
+it forgets finished tasks only (oldest first), never one a client may still be polling.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..schema import ImageRequest
+from ..task import IMAGES_PER_TASK
 
 # Where each phase begins, as a share of the task's duration.
 _SUBMITTED_AT = 0.1
@@ -23,10 +25,12 @@ _QUEUED_AT = 0.2
 _STARTED_AT = 0.3
 #: Progress at which a task that is going to fail does so.
 FAIL_PROGRESS = 50
-#: Images per task, like a Midjourney grid.
-IMAGES_PER_TASK = 4
 # How often (in adds) the whole store is swept for expired tasks.
 _SWEEP_EVERY = 128
+
+
+class StoreFullError(Exception):
+    """No room for another task: every task held is still running."""
 
 
 def new_task_id() -> str:
@@ -108,20 +112,29 @@ class TaskRecord:
             return None
         return self._at(1.0)
 
-    def to_api(self, now: float, base_url: str) -> dict[str, Any]:
-        """The ``data`` object of a status response."""
+    def to_api(self, now: float, base_url: str, *, live: bool = False) -> dict[str, Any]:
+        """The ``data`` object of a status response.
+
+        ``live``: with the live service's quirks. SUCCESS comes :func:`outputs_lag` seconds
+        before its outputs, the outputs are redirect URLs, and ``fail_reason`` holds the first
+        output URL on success.
+        """
         state = self.state(now)
-        outputs = (
-            [image_url(base_url, self.task_id, n) for n in range(1, IMAGES_PER_TASK + 1)]
-            if state.status == "SUCCESS"
-            else []
-        )
+        outputs: list[str] = []
+        fail_reason = state.fail_reason
+        if state.status == "SUCCESS":
+            url = redirect_url if live else image_url
+            outputs = [url(base_url, self.task_id, n) for n in range(1, IMAGES_PER_TASK + 1)]
+            if live:
+                if now < self._at(1.0) + outputs_lag(self.duration):
+                    outputs = []
+                fail_reason = outputs[0] if outputs else ""
         return {
             "task_id": self.task_id,
             "status": state.status,
             "progress": f"{state.progress}%",
             "outputs": outputs,
-            "fail_reason": state.fail_reason,
+            "fail_reason": fail_reason,
             "submit_time": int(self.submitted),
             "start_time": state.start_time,
             "finish_time": state.finish_time,
@@ -137,11 +150,24 @@ def image_url(base_url: str, task_id: str, number: int) -> str:
     return f"{base_url.rstrip('/')}/sandbox/images/{task_id}/{number}.png"
 
 
+def redirect_url(base_url: str, task_id: str, number: int) -> str:
+    """The live service's kind of output URL: a redirect to the image (``/redirect/...``)."""
+    return f"{base_url.rstrip('/')}/redirect/{task_id}/{number}"
+
+
+def outputs_lag(duration: float) -> float:
+    """With live quirks: seconds between SUCCESS and outputs being filled in."""
+    return 0.1 + 0.1 * duration
+
+
 class TaskStore:
     """Thread-safe, bounded map of task id -> :class:`TaskRecord`.
 
-    Bounds: at most ``max_tasks`` tasks and ``max_bytes`` of request text (oldest evicted
-    first); finished tasks are forgotten ``ttl`` seconds after they finish.
+    Bounds: at most ``max_tasks`` tasks and ``max_bytes`` of request text. To make room the
+    oldest *finished* tasks are forgotten (and any task ``ttl`` seconds after it finished);
+    a task still running is never dropped: when only running tasks are left, :meth:`add`
+    raises :class:`StoreFullError`. A task that stalls for ever counts as finished once it
+    is ``ttl`` seconds old.
     """
 
     def __init__(
@@ -162,17 +188,29 @@ class TaskStore:
         self._lock = threading.Lock()
 
     def add(self, record: TaskRecord) -> None:
+        """Keep ``record``; raise :class:`StoreFullError` if only running tasks could go."""
         with self._lock:
-            self._tasks[record.task_id] = record
-            self._bytes += record.weight()
+            now = self._clock()
             self._adds += 1
             if self._adds % _SWEEP_EVERY == 0:
-                self._sweep(self._clock())
-            while self._tasks and (
-                len(self._tasks) > self.max_tasks or self._bytes > self.max_bytes
-            ):
-                _, old = self._tasks.popitem(last=False)
-                self._bytes -= old.weight()
+                self._sweep(now)
+            weight = record.weight()
+            tasks, size = len(self._tasks) + 1, self._bytes + weight
+            victims: list[str] = []
+            for task_id, old in self._tasks.items():  # oldest first; stops once there is room
+                if tasks <= self.max_tasks and size <= self.max_bytes:
+                    break
+                if self._evictable(old, now):
+                    victims.append(task_id)
+                    tasks, size = tasks - 1, size - old.weight()
+            if tasks > self.max_tasks or size > self.max_bytes:
+                raise StoreFullError(
+                    f"the sandbox holds {len(self._tasks)} tasks that are still running"
+                )
+            for task_id in victims:
+                self._remove(task_id)
+            self._tasks[record.task_id] = record
+            self._bytes += weight
 
     def get(self, task_id: str) -> TaskRecord | None:
         with self._lock:
@@ -190,6 +228,12 @@ class TaskStore:
     def __len__(self) -> int:
         with self._lock:
             return len(self._tasks)
+
+    def _evictable(self, record: TaskRecord, now: float) -> bool:
+        finished = record.finished_at()
+        if finished is None:  # stalls for ever: abandoned once it is ttl seconds old
+            return now - record.submitted > self.ttl
+        return finished <= now
 
     def _expired(self, record: TaskRecord, now: float) -> bool:
         finished = record.finished_at()
