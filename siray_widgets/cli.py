@@ -28,7 +28,7 @@ from .sandbox.settings import DEFAULT_DURATION  # light: no server or Pillow imp
 if TYPE_CHECKING:
     import httpx
 
-    from .client import SirayClient
+    from .client import RunObserver, SirayClient
     from .schema import ImageRequest
     from .task import Task
 
@@ -44,6 +44,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "siray_widgets.cli:add_generate_parser",
     "siray_widgets.cli:add_sandbox_parser",
     "siray_widgets.lab:add_parser",
+    "siray_widgets.cli_history:add_parser",
 )
 
 Subparsers = argparse._SubParsersAction  # the type argparse gives add_subparsers' result
@@ -221,15 +222,24 @@ def run_generate(args: argparse.Namespace) -> int:
         raise CommandError(f"--timeout {args.timeout} must be a positive number", EXIT_USAGE)
     request = build_request(args)
     client, in_sandbox = _client(args)
+    from .cli_history import record, report_kept
+
+    recorder = record(request)  # the run history; never fails the command
     try:
         print(SANDBOX_LINE if in_sandbox else client.summary, file=sys.stderr, flush=True)
         print(request.to_json(), flush=True)
-        task = _submit_and_wait(client, request, args, in_sandbox)
+        try:
+            task = _submit_and_wait(client, request, args, in_sandbox, recorder)
+        except BaseException as exc:
+            recorder.finished(exc)
+            raise
+        recorder.finished(task)
         for url in task.outputs:
             print(url, flush=True)
         if args.download is not None:
-            for path in download(task, args.download, trust_env=not in_sandbox):
+            for path in download(task, args.download, trust_env=not in_sandbox, request=request):
                 print(f"saved {path}", flush=True)
+        report_kept(recorder)
     except SirayError as exc:
         raise CommandError(str(exc)) from None
     finally:
@@ -238,7 +248,11 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def _submit_and_wait(
-    client: SirayClient, request: ImageRequest, args: argparse.Namespace, in_sandbox: bool
+    client: SirayClient,
+    request: ImageRequest,
+    args: argparse.Namespace,
+    in_sandbox: bool,
+    observer: RunObserver,
 ) -> Task:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
@@ -246,6 +260,7 @@ def _submit_and_wait(
     from .client import PollSchedule
 
     task_id = client.submit(request)
+    observer.submitted(task_id)
     print(f"task id: {task_id}", flush=True)
     if args.poll is not None:
         poll: PollSchedule | None = PollSchedule.fixed(args.poll)
@@ -266,6 +281,7 @@ def _submit_and_wait(
     bar = progress.add_task("SUBMITTED", total=100)
 
     def on_update(task: Task) -> None:
+        observer.reading(task)
         progress.update(bar, completed=task.progress, description=task.status.value)
 
     with progress:
@@ -282,8 +298,12 @@ def file_stem(task_id: str) -> str:
     return stem or "task"
 
 
-def download(task: Task, directory: Path, *, trust_env: bool = True) -> list[Path]:
+def download(
+    task: Task, directory: Path, *, trust_env: bool = True, request: ImageRequest | None = None
+) -> list[Path]:
     """Save every output of ``task`` into ``directory`` as ``<task id>-<n><ext>``.
+
+    With ``request``, each image carries its parameters (:func:`siray_widgets.metadata.embed`).
 
     The task id comes from the server, so it is reduced to safe characters (:func:`file_stem`)
     and every path is checked to resolve inside ``directory``. Output URLs are public (as the
@@ -304,7 +324,7 @@ def download(task: Task, directory: Path, *, trust_env: bool = True) -> list[Pat
                 path = directory / f"{stem}-{number}{_extension(url, response)}"
                 if path.resolve().parent != root:  # a symlink planted in the folder, say
                     raise CommandError(f"refusing to write {path}: it leads outside {directory}")
-                path.write_bytes(response.content)
+                path.write_bytes(_stamped(response.content, request, task, number))
                 saved.append(path)
         return saved
     except httpx.HTTPStatusError as exc:
@@ -315,6 +335,18 @@ def download(task: Task, directory: Path, *, trust_env: bool = True) -> list[Pat
         raise CommandError(f"downloading failed: {exc}") from None
     except OSError as exc:
         raise CommandError(f"cannot save into {directory}: {exc.strerror or exc}") from None
+
+
+def _stamped(data: bytes, request: ImageRequest | None, task: Task, number: int) -> bytes:
+    """``data`` with its parameters embedded (unchanged without a request or if not an image)."""
+    if request is None:
+        return data
+    from .metadata import ImageParams, MetadataError, embed
+
+    try:
+        return embed(data, ImageParams(request, task.task_id, None, number))
+    except MetadataError:
+        return data  # not an image we know how to stamp: saved as it came
 
 
 def _extension(url: str, response: httpx.Response) -> str:

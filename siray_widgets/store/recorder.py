@@ -106,6 +106,7 @@ class Recorder:
         stall_after: float | None = None,
         scrub: Scrub | None = None,
         on_change: Callable[[Recorder], object] | None = None,
+        resume: Run | None = None,
     ) -> None:
         if origin not in ORIGINS:
             raise ValueError(f"unknown origin {origin!r}; known: {', '.join(ORIGINS)}")
@@ -142,6 +143,14 @@ class Recorder:
         negative = str(params.get("negative_prompt", ""))
         seed = params.get("seed")
         self.run_id: int | None = None
+        if resume is not None:  # follow an existing run again (History.resume)
+            self.run_id, self.task_id, self.run_uid = resume.id, resume.task_id, resume.run_uid
+            self.state = "running"
+            self._last = (resume.status, resume.progress)
+            self._guard("take the run over", lambda: self._write_state("running", own=True))
+            self._watch = StallWatch(stall_after or default_stall_after())
+            WATCHDOG.add(self)
+            return
         self._guard(
             "record the run",
             lambda: self._insert(
@@ -440,11 +449,13 @@ class Recorder:
             )
             self._event(db, now, self.state, task.status.value, task.progress)
 
-    def _write_state(self, state: str) -> None:
+    def _write_state(self, state: str, *, own: bool = False) -> None:
         now = time.time()
         with self.store._write() as db:
             db.execute(
-                "UPDATE runs SET state = ?, updated_at = ? WHERE id = ?", (state, now, self.run_id)
+                "UPDATE runs SET state = ?, updated_at = ?, owner = CASE WHEN ? THEN ? ELSE owner "
+                "END, finished_at = CASE WHEN ? THEN NULL ELSE finished_at END WHERE id = ?",
+                (state, now, own, owner.current(), own, self.run_id),
             )
             status, progress = self._last or ("", 0)
             self._event(db, now, state, status, progress)

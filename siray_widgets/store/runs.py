@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from ..errors import ValidationError
 from ..metadata import ImageParams
 from . import owner
 from .db import StoreError, connect, transaction
@@ -206,6 +207,19 @@ class RunStore:
             scrub=scrub,
             on_change=on_change,
         )
+
+    def resume(self, ref: RunRef) -> Recorder:
+        """A recorder that follows an existing run again (its task id must be known)."""
+        from .recorder import Recorder
+
+        run = self.get(ref)
+        if run.task_id is None:
+            raise ValueError(f"run {run.id} never got a task id: there is nothing to follow")
+        try:
+            request: ImageRequest | Mapping[str, Any] = run.request
+        except ValidationError:
+            request = run.body
+        return Recorder(self, request, origin=run.origin, source=run.source, resume=run)
 
     # -- reading --
 
