@@ -270,12 +270,12 @@ def _list(args: argparse.Namespace) -> int:
 
 def _line(run: Run) -> str:
     when = run.created_at.astimezone().strftime("%Y-%m-%d %H:%M")
-    star = "*" if run.starred else " "
+    star = "*" if run.starred else "-"
     prompt = " ".join(run.prompt.split())
     if len(prompt) > 60:
         prompt = prompt[:59] + "…"
     ratio = str(run.params.get("aspect_ratio", ""))
-    return f"{when}  {run.state:<11} {star} {run.task_id or '-':<24} {ratio:<5} {prompt}"
+    return f"{when}  {run.state:<11} {run.task_id or '-':<24} {star} {ratio:<5} {prompt}"
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -400,7 +400,7 @@ def _purge(args: argparse.Namespace) -> int:
             runs = max_runs or "any number of"
             print(f"would set the bounds to {_bound(max_bytes)} and {runs} runs")
         else:
-            history.store.set_limits(max_bytes, max_runs)
+            history.store.set_limits(max_bytes, max_runs, apply=False)  # purge applies them
     report = history.purge(
         older_than=older,
         failed=args.failed,

@@ -4,8 +4,9 @@ Every image the package saves (the run store, ``siray-widgets generate --downloa
 carries its parameters three ways, so that each kind of tool finds them:
 
 ``siray-widgets``
-    Lossless JSON: the request as sent, the task id, the model, the seed used, the image's
-    index and the package version (:class:`ImageParams`). :func:`read_image_params` prefers it.
+    Lossless JSON: the request as sent (``request``) and every field (``params``, blank ones
+    included), the task id, the model, the seed used, the image's index and the package
+    version (:class:`ImageParams`). :func:`read_image_params` prefers it.
 ``Description``
     What Midjourney writes: the prompt and its suffix, ``a fox --ar 16:9 --s 250 ... --niji 7
     Job ID: <task id>``.
@@ -116,7 +117,8 @@ class ImageParams:
     def to_json(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
-            "request": self.request.to_body(),
+            "request": self.request.to_body(),  # the body as sent
+            "params": self.request.to_dict(),  # every field, blank ones included
             "task_id": self.task_id,
             "model": self.model,
             "seed": self.seed,
@@ -129,8 +131,12 @@ class ImageParams:
         """Read the JSON chunk; raises :class:`MetadataError` naming what is wrong."""
         if not isinstance(data, Mapping) or not isinstance(data.get("request"), Mapping):
             raise MetadataError("the siray-widgets metadata has no 'request' object")
+        params = data.get("params")
         try:
-            request = ImageRequest.from_body(data["request"])
+            if isinstance(params, Mapping):
+                request = ImageRequest.from_body({**data["request"], **params})
+            else:
+                request = ImageRequest.from_body(data["request"])
         except SirayError as exc:
             raise MetadataError(
                 f"the request in the image's metadata is not valid: {exc}"

@@ -159,7 +159,7 @@ def export_runs(store: RunStore, runs: Sequence[Run], folder: Path) -> ExportRes
     manifest_csv = target / MANIFEST_CSV
     atomic_write(manifest_json, json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8"))
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer)  # CRLF rows: a lone \r or \n inside a value is then quoted
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         writer.writerow([csv_value(column, row.get(column)) for column in CSV_COLUMNS])

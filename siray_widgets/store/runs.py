@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("siray_widgets.store")
 
 #: Default cap on the bytes of kept images and thumbnails.
-DEFAULT_MAX_BYTES: Final = 10 * 1024**3
+DEFAULT_MAX_BYTES: Final = 10_000_000_000  # 10 GB
 #: A run followed from another host counts as interrupted after this long without news.
 FOREIGN_STALE_SECONDS: Final = 24 * 3600
 #: How often (at most) listing runs looks for interrupted ones.
@@ -644,9 +644,14 @@ class RunStore:
         return Limits(max_bytes, max_runs)
 
     def set_limits(
-        self, max_bytes: int | None = DEFAULT_MAX_BYTES, max_runs: int | None = None
-    ) -> None:
-        """Save the size bounds in the store (None = no bound) and apply them now."""
+        self,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
+        max_runs: int | None = None,
+        *,
+        apply: bool = True,
+    ) -> int:
+        """Save the size bounds in the store (None = no bound); with ``apply``, forget what
+        lies beyond them now. Returns how many runs were forgotten."""
         for name, value in (("max_bytes", max_bytes), ("max_runs", max_runs)):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
@@ -659,7 +664,7 @@ class RunStore:
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     (key, json.dumps(value)),
                 )
-        self.enforce_limits()
+        return self.enforce_limits() if apply else 0
 
     def size(self) -> dict[str, int]:
         """Bytes used: kept images and thumbnails, the database, and the number of runs."""
