@@ -68,7 +68,7 @@ def _record_client_runs() -> None:
     """Make the run store's recorder the client's default hooks (once; cheap: the store
     opens on the first run)."""
     from . import client
-    from .store.recorder import RecordingHooks
+    from .store.hooks import RecordingHooks
 
     if client.default_hooks is None:
         client.default_hooks = RecordingHooks(origin="script")

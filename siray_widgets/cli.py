@@ -233,12 +233,16 @@ def run_generate(args: argparse.Namespace) -> int:
         except BaseException as exc:
             recorder.finished(exc)
             raise
-        recorder.finished(task)
-        for url in task.outputs:
-            print(url, flush=True)
-        if args.download is not None:
-            for path in download(task, args.download, trust_env=not in_sandbox, request=request):
-                print(f"saved {path}", flush=True)
+        try:
+            for url in task.outputs:
+                print(url, flush=True)
+            if args.download is not None:
+                for path in download(
+                    task, args.download, trust_env=not in_sandbox, request=request
+                ):
+                    print(f"saved {path}", flush=True)
+        finally:
+            recorder.finished(task)  # after --download: the history fetches the images next
         report_kept(recorder)
     except SirayError as exc:
         raise CommandError(str(exc)) from None

@@ -296,6 +296,16 @@ def test_a_too_large_image_is_refused(
     assert "the limit is 1,000" in run.images_error
 
 
+def test_hooks_record_into_the_store_they_were_given(
+    sandbox: SandboxHandle, store_home: Path, tmp_path: Path
+) -> None:
+    with RunStore(tmp_path / "project") as project:  # empty: falsy-looking, still the one
+        with client_for(sandbox, project) as client:
+            client.generate(prompt="into the project")
+        assert [r.prompt for r in project.runs()] == ["into the project"]
+    assert not (store_home / "runs.sqlite3").exists()
+
+
 def test_hooks_false_and_the_environment_switch_record_nothing(
     sandbox: SandboxHandle, store: RunStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,6 +10,7 @@ from typing import Any, Final, Literal
 
 from ..errors import ValidationError
 from ..schema import FIELDS_BY_NAME, ImageRequest
+from .hooks import ORIGINS as ORIGINS  # where a run can come from (defined with the hooks)
 
 #: Where a run is in its life.
 RunState = Literal[
@@ -36,7 +37,6 @@ ACTIVE_STATES: Final = frozenset({"starting", "running", "stalled"})
 #: Where a run's images are: none yet, downloading, all kept, some kept, none kept.
 ImagesState = Literal["none", "pending", "done", "partial", "failed"]
 Origin = Literal["widget", "cli", "script", "sweep"]
-ORIGINS: Final[tuple[str, ...]] = ("widget", "cli", "script", "sweep")
 
 #: Words the status filter understands beyond the states themselves.
 STATUS_GROUPS: Final[Mapping[str, frozenset[str]]] = {

@@ -152,10 +152,15 @@ def _is_range(value: Any) -> bool:
     )
 
 
+#: Request fields the runs table also keeps in a column of their own.
+_COLUMNS: Final = {"aspect_ratio": "aspect_ratio", "seed": "seed", "model": "model"}
+
+
 def _field_clause(name: str, value: FieldFilter) -> tuple[str, list[Any]]:
     if not _IDENTIFIER.match(name):
         raise ValueError(f"{name!r} is not a field name")
-    column = f"json_extract(params_json, '$.{name}')"
+    # Fields with a column of their own are matched there (no JSON to parse per row).
+    column = _COLUMNS.get(name, f"json_extract(params_json, '$.{name}')")
     if _is_range(value):
         low, high = value
         parts, args = [], []

@@ -15,7 +15,8 @@ call, so a refused request is in the history too) and is told what happens:
 
 Those three first names are also the client's observer protocol
 (:class:`siray_widgets.client.RunObserver`), so a recorder can observe ``generate()`` directly;
-:class:`RecordingHooks` is the client-side factory that makes one per run.
+:class:`~siray_widgets.store.hooks.RecordingHooks` is the client-side factory that makes one
+per run.
 
 Recording never breaks a run: if the store cannot be written, the recorder logs one warning
 (``siray_widgets.store`` logger), says so in :attr:`Recorder.problem`, and does nothing more.
@@ -28,7 +29,6 @@ the key never reaches the database.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import json
 import logging
@@ -38,7 +38,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SirayError, TaskFailedError, WaitTimeoutError
 from ..schema import MODEL_ID, ImageRequest
@@ -55,14 +55,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("siray_widgets.store")
 
 Scrub = Callable[[str], str]
-#: Environment variable: ``0``, ``off``, ``false`` or ``no`` turns recording off.
-HISTORY_ENV: Final = "SIRAY_WIDGETS_HISTORY"
-
-
-def recording_enabled() -> bool:
-    """False when ``SIRAY_WIDGETS_HISTORY`` says off."""
-    value = os.environ.get(HISTORY_ENV, "").strip().lower()
-    return value not in ("0", "off", "false", "no")
 
 
 def guess_source() -> str:
@@ -199,7 +191,7 @@ class Recorder:
                 self.succeeded(outcome)
             else:
                 self.failed(outcome.fail_reason or "the task failed", task=outcome)
-        elif outcome is None or isinstance(outcome, (asyncio.CancelledError, KeyboardInterrupt)):
+        elif outcome is None or isinstance(outcome, (_cancelled(), KeyboardInterrupt)):
             self.cancelled()
         elif isinstance(outcome, TaskFailedError):
             self.failed(outcome.fail_reason or str(outcome))
@@ -504,6 +496,12 @@ class Recorder:
             self._event(db, now, state, row[0], row[1])
 
 
+def _cancelled() -> type[BaseException]:
+    import asyncio  # already loaded wherever a run can be cancelled
+
+    return asyncio.CancelledError
+
+
 def _ts(value: Any) -> float | None:
     return None if value is None else float(value.timestamp())
 
@@ -517,41 +515,3 @@ def _seed_of(task: Task) -> int | None:
         if isinstance(value, str) and value.lstrip("-").isdigit():
             return int(value)
     return None
-
-
-class RecordingHooks:
-    """The client's run hooks (``SirayClient(hooks=...)``): each ``generate()`` is recorded.
-
-    ``siray_widgets`` installs one (origin "script") as the client's default when the client
-    is imported from the package; pass ``hooks=False`` to a client to record nothing, or
-    ``RecordingHooks(origin="sweep", sweep_id=...)`` to record as something else. The store
-    opens on the first run (``store`` or the shared one of the data folder).
-    """
-
-    def __init__(
-        self,
-        origin: str = "script",
-        *,
-        store: RunStore | None = None,
-        **record: Any,
-    ) -> None:
-        if origin not in ORIGINS:
-            raise ValueError(f"unknown origin {origin!r}; known: {', '.join(ORIGINS)}")
-        self.origin = origin
-        self._store = store
-        self._record = record
-        self._warned = False
-
-    def start_run(self, request: ImageRequest, scrub: Scrub) -> Recorder | None:
-        if not recording_enabled():
-            return None
-        try:
-            from .runs import open_store
-
-            store = self._store or open_store()
-            return store.record(request, origin=self.origin, scrub=scrub, **self._record)
-        except StoreError as exc:
-            if not self._warned:
-                self._warned = True
-                logger.warning("run history is off for this client: %s", exc)
-            return None

@@ -287,9 +287,6 @@ class RunStore:
             rows = db.execute("SELECT tag, count(*) FROM run_tags GROUP BY tag ORDER BY tag")
             return {str(tag): int(n) for tag, n in rows}
 
-    def __len__(self) -> int:
-        return self.count()
-
     def _load(self, sql: str, args: Sequence[Any], *, events: bool) -> list[Run]:
         with self._read() as db:
             rows = db.execute(sql, args).fetchall()
