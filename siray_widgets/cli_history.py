@@ -17,8 +17,7 @@ from .cli import EXIT_OK, EXIT_USAGE, CommandError, Subparsers
 if TYPE_CHECKING:
     from .history import History
     from .schema import ImageRequest
-    from .store import Recorder, Run
-    from .task import Task
+    from .store import NullRecorder, Recorder, Run
 
 _SIZE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 
@@ -26,42 +25,27 @@ _SIZE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 # --- recording a command's run -------------------------------------------------------------
 
 
-class _NoRecord:
-    """Stands in for a recorder when history is off or unavailable."""
-
-    problem: str | None = None
-
-    def submitted(self, task_id: str) -> None:
-        pass
-
-    def reading(self, task: Task) -> None:
-        pass
-
-    def finished(self, outcome: Task | BaseException | None) -> None:
-        pass
-
-    def wait_images(self, timeout: float | None = None) -> None:
-        pass
-
-
-def record(request: ImageRequest, origin: str = "cli") -> Recorder | _NoRecord:
-    """Start recording a command's run; a do-nothing stand-in if that is not possible (a
+def record(request: ImageRequest, origin: str = "cli") -> Recorder | NullRecorder:
+    """Start recording a command's run (a do-nothing stand-in if that is not possible; a
     warning on stderr says why)."""
-    from .store import StoreError, open_store, recording_enabled
+    from .store import NullRecorder, start_recording
 
-    if not recording_enabled():
-        return _NoRecord()
-    try:
-        return open_store().record(request, origin=origin, source=f"siray-widgets {origin}")
-    except StoreError as exc:
-        print(f"siray-widgets: warning: the run is not recorded: {exc}", file=sys.stderr)
-        return _NoRecord()
+    recorder = start_recording(request, origin=origin, source=f"siray-widgets {origin}", warn=False)
+    if isinstance(recorder, NullRecorder) and recorder.problem:
+        print(
+            f"siray-widgets: warning: the run is not recorded: {recorder.problem}", file=sys.stderr
+        )
+    return recorder
 
 
-def report_kept(recorder: Recorder | _NoRecord, timeout: float = 120.0) -> None:
+def report_kept(recorder: Recorder | NullRecorder, timeout: float = 120.0) -> None:
     """Wait for the run's images to be kept in the history, and say how that went (stderr)."""
     import concurrent.futures
 
+    from .store import NullRecorder
+
+    if isinstance(recorder, NullRecorder):
+        return  # said when recording started
     if recorder.problem is not None:
         print(f"siray-widgets: warning: history: {recorder.problem}", file=sys.stderr)
         return
@@ -69,8 +53,6 @@ def report_kept(recorder: Recorder | _NoRecord, timeout: float = 120.0) -> None:
         run = recorder.wait_images(timeout)
     except (concurrent.futures.TimeoutError, KeyError):
         print("history: the images are still downloading in the background", file=sys.stderr)
-        return
-    if run is None:
         return
     if run.images_state == "done":
         folder = Path(run.files[0]).parent

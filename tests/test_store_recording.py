@@ -475,3 +475,44 @@ def test_thumbnail_bytes_are_served_by_reference(
         store.read_file("thumbs/../../etc/passwd")
     with pytest.raises(ValueError, match="not an image or thumbnail"):
         store.read_file("runs.sqlite3")
+
+
+def test_start_recording_never_raises_for_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from siray_widgets.store import NullRecorder, Recorder, hooks, start_recording
+
+    request = ImageRequest(prompt="a fox")
+    monkeypatch.setenv("SIRAY_WIDGETS_HISTORY", "0")
+    off = start_recording(request, origin="widget")
+    assert isinstance(off, NullRecorder)
+    assert off.problem is None
+    monkeypatch.delenv("SIRAY_WIDGETS_HISTORY")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("SIRAY_WIDGETS_HOME", str(blocker))
+    monkeypatch.setattr(hooks, "_warned", False)
+    with caplog.at_level(logging.WARNING, logger="siray_widgets.store"):
+        broken = start_recording(request, origin="widget")
+        start_recording(request, origin="widget")
+    assert isinstance(broken, NullRecorder)
+    assert "cannot create the data folder" in (broken.problem or "")
+    assert caplog.text.count("run history is off") == 1  # once per process
+    broken.submitted("t")  # every call of the protocol is accepted
+    broken.reading(task("t", "IN_PROGRESS", 5))
+    broken.finished(None)
+    monkeypatch.setenv("SIRAY_WIDGETS_HOME", str(tmp_path / "ok"))
+    working = start_recording(request, origin="sweep", sweep_id="s1", cell_key="c1")
+    assert isinstance(working, Recorder)
+    run = working.run()
+    assert (run.origin, run.sweep_id, run.cell_key, run.state) == ("sweep", "s1", "c1", "starting")
+    with pytest.raises(ValueError, match="unknown origin"):
+        start_recording(request, origin="phone")
+
+
+def test_the_notebook_is_named_where_jupyter_says(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JPY_SESSION_NAME", "/home/me/study/foxes.ipynb")
+    recorder = store.record(ImageRequest(prompt="a fox"), origin="widget", keep_images=False)
+    assert recorder.run().source == "/home/me/study/foxes.ipynb"

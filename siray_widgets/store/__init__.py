@@ -1,8 +1,9 @@
 """The run store: every run, its images and the spend ledger, in the user's data folder.
 
 - :class:`RunStore` / :func:`open_store`: the database and the files (see :mod:`.runs`).
-- :class:`Recorder` (from :meth:`RunStore.record`): the one way any origin records a run;
-  :class:`RecordingHooks` plugs it into the client's ``generate()``.
+- :func:`start_recording` -> :class:`Recorder` (or a :class:`NullRecorder` when recording is
+  off or impossible): the one way any origin records a run; :class:`RecordingHooks` plugs it
+  into the client's ``generate()``.
 - :class:`RunQuery` and :class:`Page`: finding runs; compact rows for a gallery.
 - :class:`SpendLedger` (``store.ledger``): tasks sent and their estimated cost per day and model.
 - :class:`StallWatch` / :func:`default_stall_after`: the stuck-task rule.
@@ -37,6 +38,8 @@ _EXPORTS: dict[str, str] = {
     "Recorder": "recorder",
     "HISTORY_ENV": "hooks",
     "RecordingHooks": "hooks",
+    "NullRecorder": "hooks",
+    "start_recording": "hooks",
     "recording_enabled": "hooks",
     "DEFAULT_MAX_BYTES": "runs",
     "Limits": "runs",
@@ -56,6 +59,7 @@ __all__ = [
     "RUN_STATES",
     "SCHEMA_VERSION",
     "Limits",
+    "NullRecorder",
     "Page",
     "PurgeReport",
     "Recorder",
@@ -75,6 +79,7 @@ __all__ = [
     "open_store",
     "parse_when",
     "recording_enabled",
+    "start_recording",
 ]
 
 
@@ -93,7 +98,13 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from .db import SCHEMA_VERSION, StoreError
-    from .hooks import HISTORY_ENV, RecordingHooks, recording_enabled
+    from .hooks import (
+        HISTORY_ENV,
+        NullRecorder,
+        RecordingHooks,
+        recording_enabled,
+        start_recording,
+    )
     from .ledger import SpendLedger, SpendRow
     from .model import ACTIVE_STATES, ORIGINS, RUN_STATES, Run, RunEvent, StoredImage
     from .paths import HOME_ENV, data_home, file_stem

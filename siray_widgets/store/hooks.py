@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -29,6 +29,71 @@ def recording_enabled() -> bool:
     """False when ``SIRAY_WIDGETS_HISTORY`` says off."""
     value = os.environ.get(HISTORY_ENV, "").strip().lower()
     return value not in ("0", "off", "false", "no")
+
+
+class NullRecorder:
+    """Takes a recorder's calls and does nothing: what :func:`start_recording` gives when
+    recording is off or the store cannot be opened (:attr:`problem` says why, or None)."""
+
+    state = "starting"
+    run_id = None
+    task_id: str | None = None
+    images = None
+
+    def __init__(self, problem: str | None = None) -> None:
+        self.problem = problem
+
+    def submitted(self, task_id: str) -> None:
+        self.task_id = task_id
+
+    def reading(self, task: Any) -> None:
+        pass
+
+    def finished(self, outcome: Any) -> None:
+        pass
+
+    def keep_waiting(self) -> None:
+        pass
+
+    def check_stall(self) -> None:
+        pass
+
+    def wait_images(self, timeout: float | None = None) -> None:
+        return None
+
+
+def start_recording(
+    request: ImageRequest | Mapping[str, Any],
+    *,
+    origin: str,
+    store: RunStore | None = None,
+    warn: bool = True,
+    **record: Any,
+) -> Recorder | NullRecorder:
+    """Start recording a run: the one call every origin makes (widget, command line, client
+    hooks, sweeps). Never raises for the store's sake: with recording off
+    (``SIRAY_WIDGETS_HISTORY=0``) or a store that cannot be opened, it returns a
+    :class:`NullRecorder` (and, with ``warn``, logs one warning per process for the latter;
+    :attr:`NullRecorder.problem` says why). ``record`` goes
+    to :meth:`RunStore.record` (``source``, ``sweep_id``, ``cell_key``, ``unit_price``,
+    ``keep_images``, ``stall_after``, ``scrub``, ``on_change``)."""
+    if not recording_enabled():
+        return NullRecorder()
+    from .db import StoreError
+    from .runs import open_store
+
+    try:
+        chosen = store if store is not None else open_store()
+        return chosen.record(request, origin=origin, **record)
+    except StoreError as exc:
+        global _warned
+        if warn and not _warned:
+            _warned = True
+            logger.warning("run history is off: %s", exc)
+        return NullRecorder(str(exc))
+
+
+_warned = False
 
 
 class RecordingHooks:
@@ -52,19 +117,11 @@ class RecordingHooks:
         self.origin = origin
         self._store = store
         self._record = record
-        self._warned = False
 
-    def start_run(self, request: ImageRequest, scrub: Callable[[str], str]) -> Recorder | None:
-        if not recording_enabled():
-            return None
-        from .db import StoreError
-        from .runs import open_store
-
-        try:
-            store = self._store if self._store is not None else open_store()
-            return store.record(request, origin=self.origin, scrub=scrub, **self._record)
-        except StoreError as exc:
-            if not self._warned:
-                self._warned = True
-                logger.warning("run history is off for this client: %s", exc)
-            return None
+    def start_run(
+        self, request: ImageRequest, scrub: Callable[[str], str]
+    ) -> Recorder | NullRecorder | None:
+        recorder = start_recording(
+            request, origin=self.origin, store=self._store, scrub=scrub, **self._record
+        )
+        return None if isinstance(recorder, NullRecorder) else recorder
