@@ -516,3 +516,20 @@ def test_the_notebook_is_named_where_jupyter_says(
     monkeypatch.setenv("JPY_SESSION_NAME", "/home/me/study/foxes.ipynb")
     recorder = store.record(ImageRequest(prompt="a fox"), origin="widget", keep_images=False)
     assert recorder.run().source == "/home/me/study/foxes.ipynb"
+
+
+def test_documents_are_kept_by_kind_and_key(store_home: Path) -> None:
+    with RunStore(store_home) as store:
+        store.put_document("sweep", "s1", {"x": ["stylize", [0, 250]], "cells": 2})
+        store.put_document("sweep", "s1", {"x": ["stylize", [0, 250, 500]], "cells": 3})
+        store.put_document("preset", "stylize high", {"stylize": 750})
+        with pytest.raises(ValueError, match="Out of range float values"):
+            store.put_document("preset", "bad", float("nan"))
+        with pytest.raises(ValueError, match="non-empty text"):
+            store.put_document("", "k", 1)
+    with RunStore(store_home) as again:
+        assert again.get_document("sweep", "s1") == {"x": ["stylize", [0, 250, 500]], "cells": 3}
+        assert again.documents("preset") == {"stylize high": {"stylize": 750}}
+        assert again.get_document("sweep", "missing") is None
+        assert again.delete_document("preset", "stylize high")
+        assert again.documents("preset") == {}

@@ -139,13 +139,23 @@ def _v1(db: sqlite3.Connection) -> None:
             key   TEXT PRIMARY KEY,
             value TEXT NOT NULL
         ) WITHOUT ROWID;
+
+        CREATE TABLE documents (
+            kind       TEXT NOT NULL,  -- "sweep", "preset", ...
+            key        TEXT NOT NULL,
+            value      TEXT NOT NULL,  -- JSON
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (kind, key)
+        ) WITHOUT ROWID;
         """,
     )
 
 
 #: Every migration, in order; version n is MIGRATIONS[n - 1]. Append only: never edit one
 #: that has shipped.
-MIGRATIONS: tuple[tuple[str, Migration], ...] = (("runs, events, tags, images, ledger", _v1),)
+MIGRATIONS: tuple[tuple[str, Migration], ...] = (
+    ("runs, events, tags, images, ledger, settings, documents", _v1),
+)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 

@@ -356,6 +356,44 @@ class RunStore:
         except FileNotFoundError:
             return None
 
+    # -- documents (sweep definitions, presets: small JSON kept with the runs) --
+
+    def put_document(self, kind: str, key: str, value: Any) -> None:
+        """Keep a JSON-able ``value`` under (``kind``, ``key``), replacing what was there."""
+        for name, text in (("kind", kind), ("key", key)):
+            if not isinstance(text, str) or not text:
+                raise ValueError(f"a document's {name} is non-empty text, not {text!r}")
+        data = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO documents (kind, key, value, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, "
+                "updated_at = excluded.updated_at",
+                (kind, key, data, time.time()),
+            )
+
+    def get_document(self, kind: str, key: str) -> Any:
+        """The value kept under (``kind``, ``key``), or None."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT value FROM documents WHERE kind = ? AND key = ?", (kind, key)
+            ).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def documents(self, kind: str) -> dict[str, Any]:
+        """Every document of a kind, by key."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT key, value FROM documents WHERE kind = ? ORDER BY key", (kind,)
+            ).fetchall()
+        return {key: json.loads(value) for key, value in rows}
+
+    def delete_document(self, kind: str, key: str) -> bool:
+        with self._write() as db:
+            return bool(
+                db.execute("DELETE FROM documents WHERE kind = ? AND key = ?", (kind, key)).rowcount
+            )
+
     # -- editing --
 
     def star(self, ref: RunRef, starred: bool = True) -> None:
