@@ -533,3 +533,32 @@ def test_documents_are_kept_by_kind_and_key(store_home: Path) -> None:
         assert again.get_document("sweep", "missing") is None
         assert again.delete_document("preset", "stylize high")
         assert again.documents("preset") == {}
+
+
+def test_keep_waiting_and_a_moving_task_clear_a_stall(store: RunStore) -> None:
+    changes: list[str] = []
+    recorder = store.record(
+        ImageRequest(prompt="slow"),
+        keep_images=False,
+        stall_after=0.05,
+        on_change=lambda r: changes.append(r.state),
+    )
+    recorder.submitted("t-slow")
+    recorder.reading(task("t-slow", "IN_PROGRESS", 10))
+    time.sleep(0.1)
+    recorder.check_stall()  # what the watchdog thread (or a widget's timer) calls
+    assert store.get("t-slow").state == "stalled"
+    recorder.keep_waiting()  # "Keep waiting"
+    assert store.get("t-slow").state == "running"
+    time.sleep(0.1)
+    recorder.check_stall()
+    assert recorder.stalled
+    recorder.reading(task("t-slow", "IN_PROGRESS", 20))  # it moves again
+    assert store.get("t-slow").state == "running"
+    recorder.finished(task("t-slow", "IN_PROGRESS", 20))  # following stopped mid-way
+    run = store.get("t-slow")
+    assert run.state == "interrupted"
+    assert "at IN_PROGRESS" in run.error
+    assert [e.state for e in run.events].count("stalled") == 2
+    assert changes[-1] == "interrupted"
+    assert "stalled" in changes

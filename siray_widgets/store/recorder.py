@@ -25,6 +25,18 @@ downloads happen on background threads after success (:attr:`Recorder.images`).
 
 Error texts are passed through ``scrub`` (the client's key redaction) before being stored:
 the key never reaches the database.
+
+How an origin records (the widget, for example)::
+
+    recorder = start_recording(request, origin="widget", scrub=lambda t: redact(t, secret),
+                               stall_after=default_stall_after(poll), on_change=refresh)
+    task_id = await client.submit(request); recorder.submitted(task_id)
+    task = await client.wait(task_id, on_update=recorder.reading)   # or call it in yours
+    recorder.finished(task)          # or the exception, or None when cancelled
+    recorder.keep_waiting()          # the user's "Keep waiting" on a stalled run
+
+``on_change(recorder)`` runs after every change (``recorder.state``), on whichever thread made
+it (the caller's, the watchdog's, an image download's).
 """
 
 from __future__ import annotations
@@ -189,8 +201,11 @@ class Recorder:
         if isinstance(outcome, Task):
             if outcome.status is TaskStatus.SUCCESS:
                 self.succeeded(outcome)
-            else:
+            elif outcome.status is TaskStatus.FAILURE:
                 self.failed(outcome.fail_reason or "the task failed", task=outcome)
+            else:  # not over on the server: only the following stopped
+                self.reading(outcome)
+                self.interrupted(f"Stopped following the task at {outcome.status.value}.")
         elif outcome is None or isinstance(outcome, (_cancelled(), KeyboardInterrupt)):
             self.cancelled()
         elif isinstance(outcome, TaskFailedError):
