@@ -24,7 +24,16 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from .errors import ValidationError
 from .schema import FIELD_NAMES, FIELDS_BY_NAME, ImageRequest
-from .store import Page, PurgeReport, Run, RunQuery, RunStore, SpendLedger, open_store
+from .store import (
+    DEFAULT_MAX_BYTES,
+    Page,
+    PurgeReport,
+    Run,
+    RunQuery,
+    RunStore,
+    SpendLedger,
+    open_store,
+)
 from .store.export import ExportResult, export_runs
 from .store.html_page import write_html
 from .store.query import When
@@ -322,6 +331,18 @@ class History:
             include_starred=include_starred,
             dry_run=dry_run,
         )
+
+    def set_limits(
+        self, max_bytes: int | None = DEFAULT_MAX_BYTES, max_runs: int | None = None
+    ) -> int:
+        """Bound the history (saved in it): beyond ``max_bytes`` of images or ``max_runs``
+        runs, the oldest unstarred runs are forgotten (None = no bound). Returns how many
+        were forgotten now."""
+        return self.store.set_limits(max_bytes, max_runs)
+
+    def size(self) -> dict[str, int]:
+        """Runs, bytes of images and thumbnails, bytes of database."""
+        return self.store.size()
 
     def resume(
         self, run: RunRef, client: SirayClient | None = None, timeout: float | None = 600.0

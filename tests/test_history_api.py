@@ -261,7 +261,8 @@ def test_size_bounds_forget_the_oldest_unstarred(
     per_run = runs[0].bytes
     assert per_run > 0
     store.star(runs[0])
-    store.set_limits(max_bytes=int(per_run * 2.5))
+    assert History(store).set_limits(max_bytes=int(per_run * 2.5)) == 2
+    assert History(store).size()["image_bytes"] == 2 * per_run
     left = [r.task_id for r in store.runs()]
     assert left == [runs[3].task_id, runs[0].task_id]  # the starred one stays, however old
     assert not Path(runs[1].images[0].path or "").exists()

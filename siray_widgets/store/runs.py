@@ -790,9 +790,12 @@ class RunStore:
         for path in orphans:
             with contextlib.suppress(OSError):
                 path.unlink()
-        with self._read() as db:
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            db.execute("VACUUM")
+        with self._lock:
+            try:  # compacting needs a moment when no other process writes: best effort
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._db.execute("VACUUM")
+            except sqlite3.OperationalError as exc:
+                logger.info("the database was not compacted this time: %s", exc)
         return PurgeReport(removed + capped, size, len(orphans), False)
 
     def _orphans(self) -> list[Path]:
