@@ -20,11 +20,14 @@ uses it, so a stalled run says "stalled" in the store whoever follows it.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from typing import Final, Literal, Protocol
+
+logger = logging.getLogger("siray_widgets.store")
 
 #: Polls without any change before a run counts as stalled.
 STALL_POLLS: Final = 24
@@ -140,6 +143,7 @@ class Watchdog:
                 try:
                     item.check_stall()
                 except Exception:  # a broken item must not stop the others' checks
+                    logger.exception("the stall check of %r failed; it is no longer watched", item)
                     self.discard(item)
 
 
