@@ -59,7 +59,14 @@ _EXPORTS: dict[str, str] = {
     "TransportError": "errors",
     "TaskFailedError": "errors",
     "WaitTimeoutError": "errors",
+    "History": "history",
+    "read_image_params": "metadata",
 }
+
+#: Clients imported from the package record each ``generate()`` in the run history: the
+#: client knows nothing of the store (it only calls the hooks it is given), so the wiring
+#: happens here, at the top. ``SIRAY_WIDGETS_HISTORY=0`` or ``hooks=False`` turns it off.
+_RECORDED_CLIENTS = frozenset({"SirayClient", "AsyncSirayClient"})
 
 __all__ = [*_EXPORTS, "__version__"]
 
@@ -69,8 +76,20 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'siray_widgets' has no attribute {name!r}")
     value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    if name in _RECORDED_CLIENTS:
+        _record_client_runs()
     globals()[name] = value
     return value
+
+
+def _record_client_runs() -> None:
+    """Make the run store's recorder the client's default hooks (once; cheap: the store
+    opens on the first run)."""
+    from . import client
+    from .store.hooks import RecordingHooks
+
+    if client.default_hooks is None:
+        client.default_hooks = RecordingHooks(origin="script")
 
 
 def __dir__() -> list[str]:
@@ -96,6 +115,8 @@ if TYPE_CHECKING:
         ValidationError,
         WaitTimeoutError,
     )
+    from .history import History
+    from .metadata import read_image_params
     from .permutations import expand_permutations
     from .presets import Preset, PresetLibrary, apply_presets, preview_presets
     from .registry import (

@@ -28,7 +28,7 @@ from .sandbox.settings import DEFAULT_DURATION  # light: no server or Pillow imp
 if TYPE_CHECKING:
     import httpx
 
-    from .client import SirayClient
+    from .client import RunObserver, SirayClient
     from .schema import AnyRequest
     from .task import Task
 
@@ -45,6 +45,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "siray_widgets.cli_models:add_parser",
     "siray_widgets.cli:add_sandbox_parser",
     "siray_widgets.lab:add_parser",
+    "siray_widgets.cli_history:add_parser",
 )
 
 Subparsers = argparse._SubParsersAction  # the type argparse gives add_subparsers' result
@@ -240,16 +241,29 @@ def run_generate(args: argparse.Namespace) -> int:
         raise CommandError(f"--timeout {args.timeout} must be a positive number", EXIT_USAGE)
     request = build_request(args)
     client, in_sandbox = _client(args)
+    from .cli_history import record, report_kept
+
+    recorder = record(request)  # the run history; never fails the command
     try:
         line = SANDBOX_LINE if in_sandbox else terminal_safe(client.summary)
         print(line, file=sys.stderr, flush=True)
         print(request.to_json(), flush=True)
-        task = _submit_and_wait(client, request, args, in_sandbox)
-        for url in task.outputs:
-            print(terminal_safe(url), flush=True)
-        if args.download is not None:
-            for path in download(task, args.download, trust_env=not in_sandbox):
-                print(f"saved {path}", flush=True)
+        try:
+            task = _submit_and_wait(client, request, args, in_sandbox, recorder)
+        except BaseException as exc:
+            recorder.finished(exc)
+            raise
+        try:
+            for url in task.outputs:
+                print(terminal_safe(url), flush=True)
+            if args.download is not None:
+                for path in download(
+                    task, args.download, trust_env=not in_sandbox, request=request
+                ):
+                    print(f"saved {path}", flush=True)
+        finally:
+            recorder.finished(task)  # after --download: the history fetches the images next
+        report_kept(recorder)
     except SirayError as exc:
         raise CommandError(str(exc)) from None
     finally:
@@ -258,7 +272,11 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def _submit_and_wait(
-    client: SirayClient, request: AnyRequest, args: argparse.Namespace, in_sandbox: bool
+    client: SirayClient,
+    request: AnyRequest,
+    args: argparse.Namespace,
+    in_sandbox: bool,
+    observer: RunObserver,
 ) -> Task:
     import time
 
@@ -270,6 +288,7 @@ def _submit_and_wait(
 
     started = time.monotonic()
     task_id = client.submit(request)
+    observer.submitted(task_id)
     print(f"task id: {terminal_safe(task_id)}", flush=True)
     from .cli_models import cost_line
 
@@ -293,6 +312,7 @@ def _submit_and_wait(
     bar = progress.add_task("SUBMITTED", total=100)
 
     def on_update(task: Task) -> None:
+        observer.reading(task)
         progress.update(bar, completed=task.progress, description=task.status.value)
 
     # --timeout counts from the start, the create request included.
@@ -314,8 +334,12 @@ def file_stem(task_id: str) -> str:
     return stem or "task"
 
 
-def download(task: Task, directory: Path, *, trust_env: bool = True) -> list[Path]:
+def download(
+    task: Task, directory: Path, *, trust_env: bool = True, request: AnyRequest | None = None
+) -> list[Path]:
     """Save every output of ``task`` into ``directory`` as ``<task id>-<n><ext>``.
+
+    With ``request``, each image carries its parameters (:func:`siray_widgets.metadata.embed`).
 
     The task id comes from the server, so it is reduced to safe characters (:func:`file_stem`)
     and every path is checked to resolve inside ``directory``. Output URLs are public (as the
@@ -342,7 +366,7 @@ def download(task: Task, directory: Path, *, trust_env: bool = True) -> list[Pat
             data, kind = asyncio.run(_fetch_image(url, trust_env))
             path = path.with_suffix(_image_suffix(kind))
             _check_inside(path, root, directory)
-            path.write_bytes(data)
+            path.write_bytes(_stamped(data, request, task, number))
             saved.append(path)
         return saved
     except httpx.HTTPStatusError as exc:
@@ -400,6 +424,20 @@ def _image_suffix(kind: str) -> str:
     from ._download import extension
 
     return extension(kind)
+
+
+def _stamped(data: bytes, request: AnyRequest | None, task: Task, number: int) -> bytes:
+    """``data`` with its parameters embedded (unchanged without a request or if not an image)."""
+    from .schema import ImageRequest
+
+    if not isinstance(request, ImageRequest):  # other models' files are saved as they came
+        return data
+    from .metadata import ImageParams, MetadataError, embed
+
+    try:
+        return embed(data, ImageParams(request, task.task_id, None, number))
+    except MetadataError:
+        return data  # not an image we know how to stamp: saved as it came
 
 
 def _extension(url: str, response: httpx.Response | None) -> str:

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, Literal, Protocol, TypeVar, cast
 from urllib.parse import quote
 
 import httpx
@@ -76,6 +76,8 @@ __all__ = [
     "AsyncSirayClient",
     "PollSchedule",
     "RetryPolicy",
+    "RunHooks",
+    "RunObserver",
     "SirayClient",
 ]
 
@@ -84,6 +86,30 @@ logger = logging.getLogger("siray_widgets")
 T = TypeVar("T")
 #: Called with each new reading of a task; may be a plain function or a coroutine function.
 OnUpdate = Callable[[Task], object]
+
+
+class RunObserver(Protocol):
+    """Follows one ``generate()`` run (the run store's recorder is one)."""
+
+    def submitted(self, task_id: str) -> None: ...
+    def reading(self, task: Task) -> None: ...
+    def finished(self, outcome: Task | BaseException | None) -> None: ...
+
+
+class RunHooks(Protocol):
+    """Gives an observer for each ``generate()`` run, or None to leave it unobserved.
+
+    ``scrub`` masks this client's key in a text (for error messages worth keeping). The client
+    knows nothing of where runs are recorded: the layer above passes hooks in (``hooks=``) or
+    sets :data:`default_hooks` (``siray_widgets`` sets it to the run store's recorder when the
+    client is imported from the package). Observer errors are logged, never raised.
+    """
+
+    def start_run(self, request: AnyRequest, scrub: Callable[[str], str]) -> RunObserver | None: ...
+
+
+#: Hooks of clients made without ``hooks=`` (None: runs are not observed).
+default_hooks: RunHooks | None = None
 
 #: Connecting should be quick; reading gets longer because the create call does real work.
 DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
@@ -526,6 +552,7 @@ class AsyncSirayClient:
         poll: PollSchedule | None = None,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        hooks: RunHooks | Literal[False] | None = None,
     ) -> None:
         settings = resolve(api_key, base_url)  # checks the key and the base URL
         try:
@@ -548,6 +575,8 @@ class AsyncSirayClient:
         )
         self.retry: RetryPolicy = retry or RetryPolicy()
         self._transport = transport
+        #: Observes each generate() run: None = :data:`default_hooks`, False = nothing.
+        self.hooks = hooks
         self._create_url = settings.base_url + CREATE_PATH
         self._task_url = settings.base_url + _TASK_PREFIX
         # Created on first use, inside the loop that uses it: httpx's pool belongs to one loop.
@@ -802,9 +831,26 @@ class AsyncSirayClient:
         poll: PollSchedule | None = None,
         **fields: Any,
     ) -> Task:
-        """Submit and wait: the finished task (``task.outputs`` holds the image URLs)."""
-        task_id = await self.submit(request, **fields)
-        return await self.wait(task_id, on_update=on_update, timeout=timeout, poll=poll)
+        """Submit and wait: the finished task (``task.outputs`` holds the image URLs).
+
+        The run is shown to the client's hooks (see :class:`RunHooks`).
+        """
+        request = _build_request(request, fields)
+        observer = _observer(self.hooks, request, self._key)
+        if observer is None:
+            task_id = await self.submit(request)
+            return await self.wait(task_id, on_update=on_update, timeout=timeout, poll=poll)
+        try:
+            task_id = await self.submit(request)
+            _notify(observer.submitted, task_id)
+            task = await self.wait(
+                task_id, on_update=_observed(observer, on_update), timeout=timeout, poll=poll
+            )
+        except BaseException as exc:
+            _notify(observer.finished, None if isinstance(exc, asyncio.CancelledError) else exc)
+            raise
+        _notify(observer.finished, task)
+        return task
 
     # -- one request, with retries --
 
@@ -1078,6 +1124,37 @@ def _build_request(request: AnyRequest | None, fields: dict[str, Any]) -> AnyReq
     return request.replace(**fields) if fields else request
 
 
+def _observer(
+    hooks: RunHooks | Literal[False] | None, request: AnyRequest, key: Secret | None
+) -> RunObserver | None:
+    chosen = default_hooks if hooks is None else hooks
+    if not chosen:
+        return None
+    try:
+        return chosen.start_run(request, lambda text: redact(text, key))
+    except Exception:
+        logger.exception("run hooks failed to start observing a run")
+        return None
+
+
+def _notify(method: Callable[[Any], object], value: Any) -> None:
+    """Tell an observer something; its failure is logged, never the run's."""
+    try:
+        method(value)
+    except Exception:
+        logger.exception("a run observer raised")
+
+
+def _observed(observer: RunObserver, on_update: OnUpdate | None) -> OnUpdate:
+    """``on_update`` that shows each reading to ``observer`` first."""
+
+    def update(task: Task) -> object:
+        _notify(observer.reading, task)
+        return on_update(task) if on_update is not None else None
+
+    return update
+
+
 # --- the sync facade ---------------------------------------------------------------------
 
 
@@ -1187,6 +1264,7 @@ class SirayClient:
         poll: PollSchedule | None = None,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        hooks: RunHooks | Literal[False] | None = None,
     ) -> None:
         self._async = AsyncSirayClient(
             api_key,
@@ -1197,6 +1275,7 @@ class SirayClient:
             poll=poll,
             retry=retry,
             transport=transport,
+            hooks=hooks,
         )
         self._runner: _LoopThread | None = None
         self._lock = threading.Lock()
@@ -1292,9 +1371,24 @@ class SirayClient:
         poll: PollSchedule | None = None,
         **fields: Any,
     ) -> Task:
-        """Submit and wait: the finished task."""
-        task_id = self.submit(request, **fields)
-        return self.wait(task_id, on_update=on_update, timeout=timeout, poll=poll)
+        """Submit and wait: the finished task (shown to the client's hooks, see
+        :class:`RunHooks`; observers are called in this thread)."""
+        request = _build_request(request, fields)
+        observer = _observer(self._async.hooks, request, self._async._key)
+        if observer is None:
+            task_id = self.submit(request)
+            return self.wait(task_id, on_update=on_update, timeout=timeout, poll=poll)
+        try:
+            task_id = self.submit(request)
+            _notify(observer.submitted, task_id)
+            task = self.wait(
+                task_id, on_update=_observed(observer, on_update), timeout=timeout, poll=poll
+            )
+        except BaseException as exc:
+            _notify(observer.finished, None if isinstance(exc, KeyboardInterrupt) else exc)
+            raise
+        _notify(observer.finished, task)
+        return task
 
     def close(self) -> None:
         """Close the connection pool and stop the private loop. Safe to call twice."""
