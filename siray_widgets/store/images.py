@@ -113,8 +113,12 @@ def _host(url: object) -> str:
     return urlsplit(str(url)).hostname or "the server"
 
 
-def check(data: bytes, params: ImageParams) -> Checked:
-    """Refuse what is not a whole image; embed ``params``; make the thumbnail."""
+def check(data: bytes, params: ImageParams | None) -> Checked:
+    """Refuse what is not a whole image; embed ``params``; make the thumbnail.
+
+    ``params`` is None for other models' images (the metadata chunks speak niji 7): they are
+    kept as they came.
+    """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     media_type = sniff(data)
@@ -149,6 +153,8 @@ def check(data: bytes, params: ImageParams) -> Checked:
         raise ImageError("the image has too many pixels to keep") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"the image is damaged or truncated ({exc})"[:300]) from None
+    if params is None:
+        return Checked(data, media_type, width, height, out.getvalue(), seed)
     if params.seed is None and seed is not None:
         params = ImageParams(params.request, params.task_id, seed, params.index, params.version)
     params = ImageParams(

@@ -512,16 +512,21 @@ class RunStore:
         if found is None:
             raise KeyError(f"run {run_id} was deleted before its images were kept")
         task_id, params_json, seed_used = found
-        from ..schema import FIELDS_BY_NAME, ImageRequest
+        from ..schema import FIELDS_BY_NAME, MODEL_ID, ImageRequest
 
         params = json.loads(params_json)
-        request = ImageRequest(**{k: v for k, v in params.items() if k in FIELDS_BY_NAME})
+        request = (
+            ImageRequest(**{k: v for k, v in params.items() if k in FIELDS_BY_NAME})
+            if params.get("model", MODEL_ID) == MODEL_ID
+            else None  # another model: kept without niji 7's metadata chunks
+        )
         stem = file_stem(task_id or f"run-{run_id}")
         kept: list[tuple[int, Checked, str, str]] = []
         errors: dict[int, str] = {}
         for idx, url in wanted:
             try:
-                checked = check(fetch(url), ImageParams(request, task_id, seed_used, idx))
+                meta = None if request is None else ImageParams(request, task_id, seed_used, idx)
+                checked = check(fetch(url), meta)
                 ext = EXTENSIONS[checked.media_type]
                 file_ref = f"{IMAGES_DIR}/{stem}-{idx}{ext}"
                 thumb_ref = f"{THUMBS_DIR}/{stem}-{idx}.webp"
