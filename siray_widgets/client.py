@@ -46,6 +46,7 @@ import stamina
 from . import __version__
 from .config import Secret, Settings, redact, resolve
 from .errors import (
+    WORKSHOP_ERROR_CODES,
     APIError,
     AuthenticationError,
     BadRequestError,
@@ -61,6 +62,7 @@ from .errors import (
     UnexpectedResponseError,
     WaitTimeoutError,
 )
+from .quota import ME_PATH, Quota
 from .schema import CREATE_PATH, TASK_PATH, ImageRequest
 from .task import Task, TaskStatus
 
@@ -359,6 +361,7 @@ class AsyncSirayClient:
         self._http: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._quota: Quota | None = None
 
     # -- description --
 
@@ -380,6 +383,22 @@ class AsyncSirayClient:
     def summary(self) -> str:
         """One human line: where requests go and whether a key is used."""
         return self._settings.describe()
+
+    @property
+    def quota(self) -> Quota | None:
+        """What a workshop proxy last said this participant has left (None: not a proxy, or
+        nothing asked yet; :meth:`refresh_quota` asks). ``quota.describe()`` is one line."""
+        return self._quota
+
+    async def refresh_quota(self) -> Quota | None:
+        """Ask the server for this participant's quota; None when it is not a workshop proxy."""
+        try:
+            body = await self._call("GET", self.base_url + ME_PATH, None, _retryable_query)
+        except (NotFoundError, UnexpectedResponseError):
+            return None
+        quota = Quota.from_json(body.get("data"))
+        self._quota = quota or self._quota
+        return quota
 
     def __repr__(self) -> str:
         return (
@@ -606,6 +625,7 @@ class AsyncSirayClient:
                 f"{method} {url}: {type(exc).__name__} ({detail})", sent=None
             ) from None
         status = response.status_code
+        self._quota = Quota.from_headers(response.headers) or self._quota  # workshop proxies
         if 200 <= status < 300:
             try:
                 body = json.loads(response.content, parse_constant=_reject_constant)
@@ -641,6 +661,9 @@ class AsyncSirayClient:
         # The server's type, code and param end up in the error's attributes: mask them too.
         error_type, code, param = (None if f is None else redact(f, self._key) for f in fields)
         common: dict[str, Any] = {"status_code": status, "error_type": error_type, "code": code}
+        workshop = WORKSHOP_ERROR_CODES.get(code or "")
+        if workshop is not None and status in (402, 403, 429):  # a workshop proxy's refusal
+            return workshop(message, **common)
         if status in (400, 422):
             return BadRequestError(message, field=param, **common)
         if status == 401:
@@ -789,6 +812,16 @@ class SirayClient:
     @property
     def poll(self) -> PollSchedule:
         return self._async.poll
+
+    @property
+    def quota(self) -> Quota | None:
+        """What a workshop proxy last said this participant has left. See
+        :attr:`AsyncSirayClient.quota`."""
+        return self._async.quota
+
+    def refresh_quota(self) -> Quota | None:
+        """Ask the server for this participant's quota; None when it is not a workshop proxy."""
+        return self._thread().run(self._async.refresh_quota())
 
     def __repr__(self) -> str:
         return repr(self._async).replace("AsyncSirayClient", "SirayClient", 1)
