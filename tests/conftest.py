@@ -5,4 +5,5 @@ pytest_plugins = [
     "fixtures.fault_server",
     "fixtures.lab_fixtures",
     "fixtures.widget_fixtures",
+    "fixtures.proxy_fixtures",
 ]

@@ -114,7 +114,8 @@ def _gate(request: Request, *, allow_basic: bool = True) -> Response | None:
     expected = state.settings.admin_token.reveal().encode()
     if token is not None and hmac.compare_digest(token.encode("utf-8", "replace"), expected):
         return None
-    state.bad_tokens.take(("admin", address))
+    if token is not None:  # a wrong guess; no credentials at all is a browser's first visit
+        state.bad_tokens.take(("admin", address))
     return Response(
         error_body("the admin page needs the admin token", "admin_token_required"),
         401,

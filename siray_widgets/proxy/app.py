@@ -178,7 +178,8 @@ async def participant(request: Request, state: ProxyState) -> Usage | Response:
     elif token is not None and state.hub is not None:
         usage = await _hub_participant(state, state.hub, token)
     if usage is None:
-        state.bad_tokens.take(address)
+        if token is not None:  # a wrong guess (no token at all costs nothing to refuse)
+            state.bad_tokens.take(address)
         logger.info("refused a request from %s: invalid or missing token", address)
         return Response(
             _UNAUTHORIZED,
