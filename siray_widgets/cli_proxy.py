@@ -19,7 +19,6 @@ import socket
 import sys
 import threading
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -222,11 +221,6 @@ def _hub_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import proxy
-    from .proxy.ledger import LedgerLockedError
-    from .proxy.roster import RosterError, write_tokens
-    from .proxy.settings import ADMIN_TOKEN_ENV, Limits
-
     _setup_logging()
     sandbox: dict[str, Any] = {}
     if args.sandbox_duration is not None:
@@ -237,6 +231,21 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--sandbox-* options need --upstream sandbox", EXIT_USAGE)
     if args.concurrency < 1:
         raise CommandError("--concurrency must be at least 1", EXIT_USAGE)
+    # SIGTERM stops the proxy cleanly from the moment anyone can see it started.
+    stop = threading.Event()
+    previous_term = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    try:
+        return _run(args, sandbox, stop)
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+
+
+def _run(args: argparse.Namespace, sandbox: dict[str, Any], stop: threading.Event) -> int:
+    from . import proxy
+    from .proxy.ledger import LedgerLockedError
+    from .proxy.roster import RosterError, write_tokens
+    from .proxy.settings import ADMIN_TOKEN_ENV, Limits
+
     options: dict[str, Any] = {
         "host": args.host or "127.0.0.1",
         "port": DEFAULT_PORT if args.port is None else args.port,
@@ -285,7 +294,7 @@ def run(args: argparse.Namespace) -> int:
             else handle.admin_token
         )
         print(_banner(handle, url, args, token_note), flush=True)
-        return _serve(handle)
+        return _serve(handle, stop)
     finally:
         # A second Ctrl-C while stopping would leave the database lock and a half-closed
         # server behind; stopping takes well under a second.
@@ -342,18 +351,9 @@ def _banner(handle: ProxyHandle, url: str, args: argparse.Namespace, token_note:
     return "\n".join(lines)
 
 
-def _serve(handle: ProxyHandle) -> int:
-    stop = threading.Event()
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            while not stop.wait(0.5) and handle.running:
-                pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def _serve(handle: ProxyHandle, stop: threading.Event) -> int:
+    with contextlib.suppress(KeyboardInterrupt):
+        while not stop.wait(0.5) and handle.running:
+            pass
     print(f"proxy stopped; accounting is in {handle.db_path}", file=sys.stderr, flush=True)
     return EXIT_OK
