@@ -266,7 +266,12 @@ def _run(args: argparse.Namespace, sandbox: dict[str, Any], stop: threading.Even
             keyfile=args.keyfile,
             sandbox=sandbox or None,
             charge_failures=not args.refund_failures,
-            limits=Limits(concurrency=args.concurrency, creates_per_minute=args.creates_per_minute),
+            limits=Limits(
+                concurrency=args.concurrency,
+                creates_per_minute=args.creates_per_minute,
+                # A participant allowed N requests at once may start N tasks at once.
+                create_burst=max(Limits.create_burst, args.concurrency),
+            ),
             models=args.allow_model,
             admin_remote=args.admin_remote,
             **options,
