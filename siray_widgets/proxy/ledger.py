@@ -1,9 +1,11 @@
 """The workshop's accounting: participants, their tokens, and one row per task charged.
 
-SQLite in its own file (WAL, ``synchronous=FULL``), one connection on one thread
-(:class:`LedgerThread`): every operation is one short transaction, run one at a time, and the
-ones that decide money use ``BEGIN IMMEDIATE``, so a quota holds however many requests arrive
-at once (and even with a second process on the file).
+SQLite in its own file, one connection on one thread (:class:`LedgerThread`): every operation
+is one short transaction, run one at a time, and the ones that decide money use
+``BEGIN IMMEDIATE``, so a quota holds however many requests arrive at once. A lock file keeps a
+second proxy off the same database. WAL with ``synchronous=NORMAL``: every commit survives the
+proxy's process dying; a power cut may lose the last few, which can only give a participant a
+task back, never charge one twice.
 
 A create is charged in two steps: :meth:`Ledger.reserve` counts the task as used before the
 request goes upstream (refusing when nothing is left), then :meth:`Ledger.commit` records the
