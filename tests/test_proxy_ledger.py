@@ -360,6 +360,11 @@ def test_top_up_and_new_tokens_through_the_admin_api(make_proxy: MakeProxy) -> N
     assert bad.status_code == 400
     assert "whole number" in bad.json()["error"]["message"]
     assert httpx.post(f"{api}/participants/999/pause", headers=admin).status_code == 400
+    later = httpx.post(f"{api}/participants/{pid}/expiry", json={"expires": "1h"}, headers=admin)
+    assert later.is_success
+    assert p.participant("participant-01").expires_at is not None  # type: ignore[union-attr]
+    httpx.post(f"{api}/participants/{pid}/expiry", json={"expires": "never"}, headers=admin)
+    assert p.participant("participant-01").expires_at is None  # type: ignore[union-attr]
     assert httpx.post(f"{api}/pause-all", headers=admin).json() == {"done": "paused 4 participants"}
     export = httpx.get(p.base_url + "/admin/export.csv", headers=admin).text.splitlines()
     assert export[0].startswith("name,state,quota,used,left")

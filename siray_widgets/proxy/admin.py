@@ -226,7 +226,7 @@ def render_page(state: ProxyState, rows: list[Usage], message: str = "") -> Resp
         )
         extend = _form(
             state,
-            "extend",
+            "expiry",
             {"participant": u.participant_id},
             "Set expiry",
             extra='<input name=expires size=5 placeholder="1h" aria-label="expires in">',
@@ -375,7 +375,7 @@ async def _act(state: ProxyState, action: str, data: dict[str, Any]) -> list[Iss
             tasks = _int(data.get("tasks"), "tasks", 0)
             await ledger.run(Ledger.top_up, pid, tasks=tasks, budget=_budget(data.get("budget")))
             return f"participant {pid} topped up"
-        if action == "extend":
+        if action == "expiry":
             raw = data.get("expires")
             never = raw in (None, "", "never")
             await ledger.run(Ledger.set_expiry, pid, None if never else _expiry(raw, state))
