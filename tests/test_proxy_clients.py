@@ -36,6 +36,7 @@ from siray_widgets.errors import ConfigurationError, QuotaExceededError
 from siray_widgets.proxy import ProxyHandle
 from siray_widgets.proxy.hub import HubSettings
 from siray_widgets.proxy.ledger import new_token
+from siray_widgets.sandbox import SandboxHandle
 from siray_widgets.sandbox.server import BackgroundServer
 from siray_widgets.schema import CREATE_PATH, MODEL_ID
 from siray_widgets.task import TaskStatus
@@ -78,6 +79,15 @@ def test_the_client_generates_and_downloads_images_through_the_proxy(
     assert image.content.startswith(b"\x89PNG")
     # Only images of tasks made through this proxy are passed on.
     assert httpx.get(p.base_url + "/sandbox/images/image_000000000000/1.png").status_code == 404
+
+
+def test_the_client_knows_no_quota_when_the_server_is_not_a_proxy(
+    key_upstream: SandboxHandle,
+) -> None:
+    with SirayClient(api_key=REAL_KEY, base_url=key_upstream.base_url) as client:
+        assert client.refresh_quota() is None
+        client.submit(prompt="a fox", aspect_ratio="1:1")
+        assert client.quota is None
 
 
 # --- the command line ----------------------------------------------------------------------

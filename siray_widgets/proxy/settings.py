@@ -152,10 +152,11 @@ class ProxySettings:
     prefix: str = ""
     #: Largest create body accepted, in bytes.
     max_body_bytes: int = 64 * 1024
-    #: Seconds to wait for the upstream's answer to a create (it does real work).
-    create_timeout: float = 60.0
+    #: Seconds to wait for the upstream's answer to a create: less than the client's own 30 s,
+    #: so that a participant hears "no answer" from the proxy rather than timing out blind.
+    create_timeout: float = 25.0
     #: Seconds to wait for the upstream's answer to a status query.
-    status_timeout: float = 30.0
+    status_timeout: float = 20.0
     #: JupyterHub identity (``hub.HubSettings``), or None: tokens only.
     hub: Any = None
 
