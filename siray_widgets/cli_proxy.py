@@ -242,10 +242,23 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, sandbox: dict[str, Any], stop: threading.Event) -> int:
     from . import proxy
+    from .config import is_loopback
     from .proxy.ledger import LedgerLockedError
     from .proxy.roster import RosterError, write_tokens
     from .proxy.settings import ADMIN_TOKEN_ENV, Limits
 
+    upstream_host = urlsplit(args.upstream).hostname or ""
+    if (
+        args.price_per_task is None
+        and args.upstream != "sandbox"
+        and not is_loopback(upstream_host)
+    ):
+        from . import registry
+
+        try:
+            registry.load()  # today's prices for budgets (a day's cache; offline: the last copy)
+        except ValueError as exc:  # a SIRAY_GATEWAY_URL that cannot work
+            raise CommandError(str(exc), EXIT_USAGE) from None
     options: dict[str, Any] = {
         "host": args.host or "127.0.0.1",
         "port": DEFAULT_PORT if args.port is None else args.port,
@@ -320,6 +333,9 @@ def _banner(handle: ProxyHandle, url: str, args: argparse.Namespace, token_note:
         f"Accounting: {handle.db_path} ({len(usage)} participants, "
         f"{sum(u.used for u in usage)} tasks used)",
     ]
+    for model, price in handle.prices().items():
+        shown = "unknown (give --price-per-task for budgets)" if price is None else f"${price}"
+        lines.append(f"Price per task of {model}: {shown}")
     if handle.recovered:
         lines.append(
             f"  {handle.recovered} task(s) cut off by the last stop stay charged (admin page)."

@@ -165,6 +165,9 @@ def test_bad_options_are_one_line_and_exit_2(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
+    from siray_widgets import registry
+
+    monkeypatch.setattr(registry, "_current", registry.snapshot())  # niji 7: price unknown
     monkeypatch.delenv("SIRAY_API_KEY", raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -323,7 +323,12 @@ def test_a_spend_budget_holds_with_a_known_price(make_proxy: MakeProxy) -> None:
     assert usage.spent_micros == 150_000
 
 
-def test_a_budget_without_a_price_is_refused_at_start(make_proxy: MakeProxy) -> None:
+def test_a_budget_without_a_price_is_refused_at_start(
+    make_proxy: MakeProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from siray_widgets import registry
+
+    monkeypatch.setattr(registry, "_current", registry.snapshot())  # niji 7: price unknown
     with pytest.raises(ValueError, match="price"):
         make_proxy(participants=1, budget="1.00")
     with pytest.raises(ValueError, match="price"):
@@ -332,6 +337,24 @@ def test_a_budget_without_a_price_is_refused_at_start(make_proxy: MakeProxy) -> 
         participants=1, budget="1.00", prices=lambda model: Decimal("0.25")
     )  # the registry's seam: a lookup by model
     assert create(p.base_url, p.issued[0].token).headers["X-Siray-Budget-Remaining"] == "0.75"
+
+
+def test_budgets_use_the_model_registrys_price_when_none_is_given(
+    make_proxy: MakeProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fixtures.registry_fixtures import FIXTURE
+
+    from siray_widgets import registry
+
+    monkeypatch.setattr(registry, "_current", registry.load_file(FIXTURE))  # niji: $0.05
+    p = make_proxy(participants=1, quota=10, budget="0.10")
+    token = p.issued[0].token
+    assert create(p.base_url, token).headers["X-Siray-Budget-Remaining"] == "0.05"
+    assert create(p.base_url, token).status_code == 200
+    assert create(p.base_url, token).json()["error"]["code"] == "workshop_budget_exceeded"
+    # A price given by hand wins over the registry's.
+    q = make_proxy(participants=1, quota=10, budget="0.10", price_per_task="0.10")
+    assert create(q.base_url, q.issued[0].token).headers["X-Siray-Budget-Remaining"] == "0"
 
 
 def test_top_up_and_new_tokens_through_the_admin_api(make_proxy: MakeProxy) -> None:

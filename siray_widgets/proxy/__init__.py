@@ -40,6 +40,7 @@ from .settings import (
     fixed_price,
     parse_duration,
     parse_money,
+    registry_prices,
 )
 
 if TYPE_CHECKING:
@@ -104,6 +105,11 @@ class ProxyHandle:
     def forwarded(self) -> dict[str, int]:
         """Creates forwarded upstream since start, by outcome (created, refused, uncertain)."""
         return dict(self._state.forwarded)
+
+    def prices(self) -> dict[str, Decimal | None]:
+        """The price per task of each model participants may use (None: unknown)."""
+        settings = self._state.settings
+        return {model: settings.prices(model) for model in sorted(settings.models)}
 
     def usage(self) -> list[Usage]:
         """Every participant's standing, from the database."""
@@ -256,8 +262,9 @@ def start(
     ``SIRAY_API_KEY``) or ``"sandbox"``, which starts a sandbox for it (``sandbox=`` takes its
     settings). ``db`` defaults to the data folder. ``participants`` (a count) or ``roster``
     (names, or a CSV path) adds participants whose names are not there yet, each with
-    ``quota`` tasks, a ``budget`` in dollars (needs a price: ``price_per_task``, or a
-    ``prices`` lookup by model) and a token that ``expires`` after so long (seconds or "3h").
+    ``quota`` tasks, a ``budget`` in dollars (needs a price: ``price_per_task`` for every
+    model, else a ``prices`` lookup by model, else the model registry's local copy) and a
+    token that ``expires`` after so long (seconds or "3h").
     ``admin_token`` defaults to ``SIRAY_PROXY_ADMIN_TOKEN`` or a new random one.
     ``certfile``/``keyfile`` serve HTTPS. ``charge_failures=False`` refunds tasks that end in
     FAILURE. Bad values are a ``ValueError`` before anything starts; a port in use, an
@@ -272,8 +279,14 @@ def start(
             "token would otherwise cross the network in the clear"
         )
     entries = _entries(participants, roster)
-    price = None if price_per_task is None else parse_money(price_per_task, "price per task")
-    lookup = prices or fixed_price(price)
+    if price_per_task is not None:
+        lookup = fixed_price(parse_money(price_per_task, "price per task"))
+    elif prices is not None:
+        lookup = prices
+    else:
+        from .. import registry  # the local copy (cache or snapshot): no network here
+
+        lookup = registry_prices(registry.current())
     allowed = frozenset(models) if models is not None else frozenset({MODEL_ID})
     budget_amount = None if budget is None else parse_money(budget, "budget")
     if budget_amount is not None or any(e.budget is not None for e in entries):

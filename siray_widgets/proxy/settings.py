@@ -7,41 +7,45 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from ..config import Secret
+from ..config import Secret, data_dir
 from ..schema import MODEL_ID
+
+if TYPE_CHECKING:
+    from ..registry import Registry
 
 #: Environment variable with the admin token (preferred to ``--admin-token``: the process list
 #: shows command-line arguments to every user of the machine).
 ADMIN_TOKEN_ENV: Final = "SIRAY_PROXY_ADMIN_TOKEN"
-#: The data folder; the proxy's database goes in it unless ``--db`` says otherwise.
-HOME_ENV: Final = "SIRAY_WIDGETS_HOME"
+#: The proxy's database, in the package's data folder unless ``--db`` says otherwise.
 DB_NAME: Final = "workshop-proxy.sqlite3"
 
-#: Price of one task of ``model`` in dollars, or None when unknown. The model registry
-#: (issue 12) will supply one; until then a fixed ``price_per_task`` does.
+#: Price of one task of ``model`` in dollars, or None when unknown: from the model registry
+#: (:func:`registry_prices`), or one fixed ``price_per_task`` for every model.
 PriceLookup = Callable[[str], Decimal | None]
 
 
 def default_db_path(environ: Mapping[str, str] | None = None) -> Path:
-    """``$SIRAY_WIDGETS_HOME/workshop-proxy.sqlite3``, else in the platform's user data folder.
+    """``workshop-proxy.sqlite3`` in the data folder (``SIRAY_WIDGETS_HOME`` moves it)."""
+    return data_dir(environ=environ) / DB_NAME
 
-    TODO(merge): use the package's one data-folder function once it lands (config.data_dir).
-    """
-    env = os.environ if environ is None else environ
-    home = env.get(HOME_ENV, "").strip()
-    if home:
-        return Path(home).expanduser() / DB_NAME
-    import platformdirs
 
-    return platformdirs.user_data_path("siray-widgets", appauthor=False) / DB_NAME
+def registry_prices(registry: Registry) -> PriceLookup:
+    """Prices per task as ``registry`` publishes them (None for unknown models and prices)."""
+
+    def lookup(model: str) -> Decimal | None:
+        try:
+            return registry.get(model).unit_price
+        except LookupError:
+            return None
+
+    return lookup
 
 
 def fixed_price(price: Decimal | None) -> PriceLookup:
