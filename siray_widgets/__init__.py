@@ -49,6 +49,11 @@ _EXPORTS: dict[str, str] = {
     "TransportError": "errors",
     "TaskFailedError": "errors",
     "WaitTimeoutError": "errors",
+    "WorkshopError": "errors",
+    "QuotaExceededError": "errors",
+    "ParticipantPausedError": "errors",
+    "TokenExpiredError": "errors",
+    "Quota": "quota",
 }
 
 __all__ = [*_EXPORTS, "__version__"]
@@ -75,17 +80,22 @@ if TYPE_CHECKING:
         BadRequestError,
         ForbiddenError,
         NotFoundError,
+        ParticipantPausedError,
         PaymentRequiredError,
+        QuotaExceededError,
         RateLimitError,
         ServerError,
         SirayError,
         SuffixError,
         TaskFailedError,
+        TokenExpiredError,
         TransportError,
         UnexpectedResponseError,
         ValidationError,
         WaitTimeoutError,
+        WorkshopError,
     )
+    from .quota import Quota
     from .registry import (
         RegistryError,
         UnknownModelError,
