@@ -47,7 +47,8 @@ _HTML_HEADERS = {
         "frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # Not "no-referrer": with it, browsers send "Origin: null" on the page's own form posts.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
 }
@@ -125,12 +126,16 @@ def _gate(request: Request, *, allow_basic: bool = True) -> Response | None:
 
 
 def _same_origin(request: Request) -> bool:
-    """Whether a form post comes from the admin page itself (browsers say where from)."""
+    """Whether a form post comes from the admin page itself (browsers say where from).
+
+    ``Sec-Fetch-Site`` (every current browser sends it, and no page can forge it) decides when
+    present; else ``Origin`` must be this origin; a request with neither is not from a browser
+    (curl), and the form token still has to match.
+    """
     site = request.headers.get("sec-fetch-site")
-    if site is not None and site not in ("same-origin", "none"):
-        return False
+    if site is not None:
+        return site in ("same-origin", "none")
     origin = request.headers.get("origin")
-    # No Origin: not a browser (curl); the form token still has to match.
     return origin is None or origin == f"{request.url.scheme}://{request.url.netloc}"
 
 
