@@ -61,6 +61,11 @@ _EXPORTS: dict[str, str] = {
     "WaitTimeoutError": "errors",
     "History": "history",
     "read_image_params": "metadata",
+    "WorkshopError": "errors",
+    "QuotaExceededError": "errors",
+    "ParticipantPausedError": "errors",
+    "TokenExpiredError": "errors",
+    "Quota": "quota",
 }
 
 #: Clients imported from the package record each ``generate()`` in the run history: the
@@ -104,21 +109,26 @@ if TYPE_CHECKING:
         BadRequestError,
         ForbiddenError,
         NotFoundError,
+        ParticipantPausedError,
         PaymentRequiredError,
+        QuotaExceededError,
         RateLimitError,
         ServerError,
         SirayError,
         SuffixError,
         TaskFailedError,
+        TokenExpiredError,
         TransportError,
         UnexpectedResponseError,
         ValidationError,
         WaitTimeoutError,
+        WorkshopError,
     )
     from .history import History
     from .metadata import read_image_params
     from .permutations import expand_permutations
     from .presets import Preset, PresetLibrary, apply_presets, preview_presets
+    from .quota import Quota
     from .registry import (
         RegistryError,
         UnknownModelError,

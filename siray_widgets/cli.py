@@ -1,4 +1,4 @@
-"""The ``siray-widgets`` command line: ``generate``, ``sandbox`` and ``lab``.
+"""The ``siray-widgets`` command line: ``generate``, ``sandbox``, ``lab`` and ``proxy``.
 
 Errors print one line (no traceback) and exit non-zero: 2 for usage and validation, 1 for
 API, transport and file problems. Heavy modules load only inside the command that needs them,
@@ -46,6 +46,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "siray_widgets.cli:add_sandbox_parser",
     "siray_widgets.lab:add_parser",
     "siray_widgets.cli_history:add_parser",
+    "siray_widgets.cli_proxy:add_parser",
 )
 
 Subparsers = argparse._SubParsersAction  # the type argparse gives add_subparsers' result

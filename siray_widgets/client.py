@@ -49,6 +49,7 @@ import stamina
 from . import __version__
 from .config import MIN_REDACTED_LENGTH, Secret, Settings, redact, resolve
 from .errors import (
+    WORKSHOP_ERROR_CODES,
     APIError,
     AuthenticationError,
     BadRequestError,
@@ -66,6 +67,7 @@ from .errors import (
     UnknownModelError,
     WaitTimeoutError,
 )
+from .quota import ME_PATH, Quota
 from .schema import CREATE_PATH, MODEL_ID, TASK_PATH, AnyRequest, ImageRequest, ModelRequest
 from .task import Task, TaskStatus, shown, task_id_problem
 
@@ -586,6 +588,7 @@ class AsyncSirayClient:
             register_secret(settings.api_key)  # masked in httpx's and httpcore's log records
         # An unclosed client's pool is closed when the client is collected (on its loop).
         self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._quota: Quota | None = None
 
     # -- description --
 
@@ -607,6 +610,22 @@ class AsyncSirayClient:
     def summary(self) -> str:
         """One human line: where requests go and whether a key is used."""
         return self._settings.describe()
+
+    @property
+    def quota(self) -> Quota | None:
+        """What a workshop proxy last said this participant has left (None: not a proxy, or
+        nothing asked yet; :meth:`refresh_quota` asks). ``quota.describe()`` is one line."""
+        return self._quota
+
+    async def refresh_quota(self) -> Quota | None:
+        """Ask the server for this participant's quota; None when it is not a workshop proxy."""
+        try:
+            body = await self._call("GET", self.base_url + ME_PATH, None, _retryable_query)
+        except (NotFoundError, UnexpectedResponseError):
+            return None
+        quota = Quota.from_json(body.get("data"))
+        self._quota = quota or self._quota
+        return quota
 
     def __repr__(self) -> str:
         return (
@@ -897,6 +916,7 @@ class AsyncSirayClient:
     async def _send(self, method: str, url: str, content: bytes | None) -> dict[str, Any]:
         """One HTTP exchange, within the deadline, mapped to a JSON object or a typed error."""
         answer = await _within(self.deadline, self._exchange(method, url, content), method, url)
+        self._quota = Quota.from_headers(answer.headers) or self._quota  # workshop proxies
         status = answer.status_code
         if not 200 <= status < 300:
             raise self._status_error(answer)
@@ -973,6 +993,9 @@ class AsyncSirayClient:
         if code == "model_not_found":
             # The live service says 503 for an unknown model: not passing, never retried.
             return UnknownModelError(message, **common)
+        workshop = WORKSHOP_ERROR_CODES.get(code or "")
+        if workshop is not None and status in (402, 403, 429):  # a workshop proxy's refusal
+            return workshop(message, **common)
         if status in (400, 422):
             return BadRequestError(message, field=param, **common)
         if status == 401:
@@ -1303,6 +1326,16 @@ class SirayClient:
     @property
     def poll(self) -> PollSchedule:
         return self._async.poll
+
+    @property
+    def quota(self) -> Quota | None:
+        """What a workshop proxy last said this participant has left. See
+        :attr:`AsyncSirayClient.quota`."""
+        return self._async.quota
+
+    def refresh_quota(self) -> Quota | None:
+        """Ask the server for this participant's quota; None when it is not a workshop proxy."""
+        return self._thread().run(self._async.refresh_quota())
 
     def __repr__(self) -> str:
         return repr(self._async).replace("AsyncSirayClient", "SirayClient", 1)

@@ -259,7 +259,10 @@ def resolve(
             sandbox=True,
         )
     url = url or DEFAULT_BASE_URL
-    check_base_url(url, with_key=key is not None and key.reveal() != SANDBOX_OPEN_KEY)
+    # The sandbox's open key and a workshop token on a private network (opt-in) may go over
+    # plain http:// to another machine; a real API key never does.
+    public = key is None or key.reveal() == SANDBOX_OPEN_KEY or workshop_plain_http(key, url, env)
+    check_base_url(url, with_key=not public)
     return Settings(
         base_url=url.rstrip("/"),
         api_key=key,
@@ -346,3 +349,62 @@ def data_dir(*, environ: Mapping[str, str] | None = None) -> Path:
     import platformdirs  # ~20 ms; only when a data file is actually wanted
 
     return platformdirs.user_data_path("siray-widgets", appauthor=False)
+
+
+# --- workshop tokens over plain http on a classroom LAN (the proxy, issue 10) -------------
+
+#: Set to ``1`` on a participant's machine to let a *workshop token* travel over plain
+#: ``http://`` to a workshop proxy at a private-network IP address (docs/workshop.md).
+WORKSHOP_HTTP_ENV: Final = "SIRAY_WORKSHOP_PLAIN_HTTP"
+#: Every workshop token starts with this; a real Siray key never has the token's shape.
+WORKSHOP_TOKEN_PREFIX: Final = "workshop-"
+#: Digits and letters without look-alikes (no 0/o, 1/l/i), so a token can be typed from paper.
+WORKSHOP_TOKEN_ALPHABET: Final = "23456789abcdefghjkmnpqrstuvwxyz"
+#: Groups of characters after the prefix, and characters per group (20 x log2(31) = 99 bits).
+WORKSHOP_TOKEN_GROUPS: Final = (4, 5)
+_WORKSHOP_TOKEN: Final = re.compile(
+    re.escape(WORKSHOP_TOKEN_PREFIX)
+    + "-".join(
+        [f"[{WORKSHOP_TOKEN_ALPHABET}]{{{WORKSHOP_TOKEN_GROUPS[1]}}}"] * WORKSHOP_TOKEN_GROUPS[0]
+    )
+)
+#: RFC 1918 IPv4 networks and IPv6 unique local addresses: a classroom LAN, never the internet.
+_PRIVATE_NETWORKS: Final = tuple(
+    ipaddress.ip_network(net)
+    for net in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+)
+
+
+def is_workshop_token(key: str) -> bool:
+    """Whether ``key`` has the exact shape of a workshop proxy's participant token."""
+    return _WORKSHOP_TOKEN.fullmatch(key) is not None
+
+
+def is_private_address(host: str) -> bool:
+    """Whether ``host`` is an IP address on a private network (RFC 1918, or IPv6 ``fc00::/7``).
+
+    Host names are not resolved (no I/O here), so they are never private by this rule.
+    """
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address in net for net in _PRIVATE_NETWORKS if net.version == address.version)
+
+
+def workshop_plain_http(key: Secret, url: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``key`` may go over plain ``http://`` to ``url`` although the host is not local.
+
+    All three must hold: ``SIRAY_WORKSHOP_PLAIN_HTTP=1`` is set (an explicit opt-in), ``key``
+    is a workshop token (a real Siray key never has its shape, so the real key is still
+    refused), and the URL's host is a private-network IP address (a classroom LAN).
+    """
+    env = os.environ if environ is None else environ
+    if env.get(WORKSHOP_HTTP_ENV, "").strip() != "1" or not is_workshop_token(key.reveal()):
+        return False
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    return parts.scheme.lower() == "http" and host is not None and is_private_address(host)

@@ -146,6 +146,45 @@ class UnexpectedResponseError(APIError):
     hint = "The server did not answer like the Siray API; check SIRAY_BASE_URL, or retry later."
 
 
+# --- a workshop proxy's own refusals (siray-widgets proxy) --------------------------------
+
+
+class WorkshopError(APIError):
+    """A workshop proxy refused a participant's request: quota spent, paused, token expired.
+
+    These are not retried: waiting does not help, the instructor does.
+    """
+
+    hint = "Ask the workshop's instructor."
+
+
+class QuotaExceededError(WorkshopError):
+    """Every task (or the spend budget) this participant's token allows is used up."""
+
+    hint = "Your workshop allowance is used up; ask the instructor to top it up."
+
+
+class ParticipantPausedError(WorkshopError):
+    """The instructor paused this participant (or the whole class); running tasks still finish."""
+
+    hint = "The instructor paused new tasks; wait until they resume the class."
+
+
+class TokenExpiredError(WorkshopError):
+    """The workshop token's time is over."""
+
+    hint = "Your workshop token has expired; ask the instructor for a new one."
+
+
+#: Error ``code`` a workshop proxy answers with -> the exception the client raises.
+WORKSHOP_ERROR_CODES: dict[str, type[WorkshopError]] = {
+    "workshop_quota_exceeded": QuotaExceededError,
+    "workshop_budget_exceeded": QuotaExceededError,
+    "workshop_paused": ParticipantPausedError,
+    "workshop_token_expired": TokenExpiredError,
+}
+
+
 # --- transport and tasks -----------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ pytest_plugins = [
     "fixtures.lab_fixtures",
     "fixtures.widget_fixtures",
     "fixtures.store_fixtures",
+    "fixtures.proxy_fixtures",
 ]
 
 #: Where the whole suite's run history goes: never the user's real data folder. Set here, at

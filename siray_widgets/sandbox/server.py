@@ -7,6 +7,7 @@ import contextlib
 import socket
 import threading
 import time
+from typing import Any
 
 import h11
 import uvicorn
@@ -70,6 +71,7 @@ class _QuickStopServer(uvicorn.Server):
             task.cancel(msg="the sandbox is stopping")
         for server in self.servers:
             await server.wait_closed()
+        await self.lifespan.shutdown()  # as uvicorn's own shutdown does (no-op when "off")
 
 
 def _head_timeout_protocol(seconds: float) -> type[H11Protocol]:
@@ -121,7 +123,11 @@ class BackgroundServer:
     thread.
     """
 
-    def __init__(self, app: Starlette, host: str, port: int) -> None:
+    def __init__(
+        self, app: Starlette, host: str, port: int, *, name: str = "siray-sandbox", **options: Any
+    ) -> None:
+        """``options`` go to ``uvicorn.Config`` over the defaults below (the workshop proxy
+        passes ``ssl_certfile``, ``ssl_keyfile`` and ``lifespan``)."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only when
         # it is set, and without TCP_NODELAY every answer waits ~40 ms for a delayed ACK.
@@ -135,23 +141,21 @@ class BackgroundServer:
             raise
         self.host = host
         self.port: int = self.socket.getsockname()[1]
-        config = uvicorn.Config(
-            app,
-            log_config=None,  # leave the host program's logging alone
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            loop="asyncio",
-            http=_head_timeout_protocol(_head_timeout(app)),
-            ws="none",
-            proxy_headers=False,
-            timeout_graceful_shutdown=1,
-        )
+        settings: dict[str, Any] = {
+            "log_config": None,  # leave the host program's logging alone
+            "log_level": "warning",
+            "access_log": False,
+            "lifespan": "off",
+            "loop": "asyncio",
+            "http": _head_timeout_protocol(_head_timeout(app)),
+            "ws": "none",
+            "proxy_headers": False,
+            "timeout_graceful_shutdown": 1,
+        }
+        config = uvicorn.Config(app, **{**settings, **options})
         self.server = _QuickStopServer(config)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._run, name=f"siray-sandbox:{self.port}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"{name}:{self.port}", daemon=True)
 
     def _run(self) -> None:
         try:
