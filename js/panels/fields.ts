@@ -18,6 +18,8 @@ export interface FieldView {
 const RATIO = /^(\d+):(\d+)$/;
 /** Could the text carry a Midjourney suffix? Only a cheap filter: Python's parser decides. */
 const SUFFIX = /(^|\s)(--|[\u2014\u2013])[A-Za-z]|::/;
+/** A flag being typed ("a fox --"): not sent as prompt text before it is finished. */
+const STARTING = /(^|\s)(--?|[\u2014\u2013])$/;
 const int10 = (text: string): number => (/^-?\d+$/.test(text) ? Number(text) : Number.NaN);
 
 export function fieldView(ctx: Ctx, f: Field): FieldView {
@@ -228,6 +230,10 @@ function text(ctx: Ctx, f: Field): FieldView {
         fr.mark(input, null, "Midjourney flags found: they are read when you leave the field.");
         ctx.emit("validity");
       }
+      return;
+    }
+    if (reads && STARTING.test(value)) {
+      held = value; // read (by Python) when the field is left, if nothing follows
       return;
     }
     held = null;
