@@ -14,10 +14,18 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     "ImageRequest": "schema",
+    "ModelRequest": "schema",
+    "ModelSchema": "schema",
     "FIELDS": "schema",
     "MODEL_ID": "schema",
     "schema_json": "schema",
     "openapi": "schema",
+    "UnsupportedModelError": "schema",
+    "request_for": "registry",
+    "estimate_cost": "registry",
+    "format_money": "registry",
+    "RegistryError": "registry",
+    "UnknownModelError": "registry",
     "parse_prompt": "suffix",
     "render_suffix": "suffix",
     "Task": "task",
@@ -78,7 +86,23 @@ if TYPE_CHECKING:
         ValidationError,
         WaitTimeoutError,
     )
-    from .schema import FIELDS, MODEL_ID, ImageRequest, openapi, schema_json
+    from .registry import (
+        RegistryError,
+        UnknownModelError,
+        estimate_cost,
+        format_money,
+        request_for,
+    )
+    from .schema import (
+        FIELDS,
+        MODEL_ID,
+        ImageRequest,
+        ModelRequest,
+        ModelSchema,
+        UnsupportedModelError,
+        openapi,
+        schema_json,
+    )
     from .suffix import parse_prompt, render_suffix
     from .task import Task, TaskStatus
     from .widget import ImagineWidget

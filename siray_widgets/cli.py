@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import httpx
 
     from .client import SirayClient
-    from .schema import ImageRequest
+    from .schema import AnyRequest
     from .task import Task
 
 PROG = "siray-widgets"
@@ -42,6 +42,7 @@ SANDBOX_KEY_ENV = "SIRAY_SANDBOX_KEY"
 #: "module:function" of each subcommand's ``add_parser(subparsers)``, in --help order.
 SUBCOMMANDS: tuple[str, ...] = (
     "siray_widgets.cli:add_generate_parser",
+    "siray_widgets.cli_models:add_parser",
     "siray_widgets.cli:add_sandbox_parser",
     "siray_widgets.lab:add_parser",
 )
@@ -136,7 +137,7 @@ def add_generate_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None
     parser.add_argument("prompt", help="what to draw, optionally ending in a Midjourney suffix")
     fields = parser.add_argument_group("request fields (override the suffix)")
     for field in FIELDS:
-        if field.name == "prompt":
+        if field.name in ("prompt", "model"):  # --model is added with --param below
             continue
         help_text = f"{field.description} Accepts {field.allowed()}."
         dest = f"field_{field.name}"
@@ -149,6 +150,9 @@ def add_generate_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None
         else:
             metavar = "{" + ",".join(field.enum) + "}" if field.enum else "TEXT"
             fields.add_argument(_flag(field.name), dest=dest, metavar=metavar, help=help_text)
+    from .cli_models import add_model_arguments
+
+    add_model_arguments(parser)  # --model NAME, --param NAME=VALUE
     parser.add_argument(
         "--download", type=Path, metavar="DIR", help="save the images into DIR (created if needed)"
     )
@@ -176,8 +180,9 @@ def add_generate_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None
     parser.set_defaults(run=run_generate)
 
 
-def build_request(args: argparse.Namespace) -> ImageRequest:
+def build_request(args: argparse.Namespace) -> AnyRequest:
     """The prompt's suffix, then the flags on top; raises CommandError(exit 2) if invalid."""
+    from .cli_models import build_model_request, wants_model_options
     from .errors import SuffixError, ValidationError
     from .schema import FIELDS
 
@@ -186,6 +191,8 @@ def build_request(args: argparse.Namespace) -> ImageRequest:
         for f in FIELDS
         if getattr(args, f"field_{f.name}", None) is not None
     }
+    if wants_model_options(args):
+        return build_model_request(args, overrides)  # --model / --param
     try:
         # Imported here so the other commands work even while suffix parsing is broken.
         from .suffix import parse_prompt
@@ -238,7 +245,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def _submit_and_wait(
-    client: SirayClient, request: ImageRequest, args: argparse.Namespace, in_sandbox: bool
+    client: SirayClient, request: AnyRequest, args: argparse.Namespace, in_sandbox: bool
 ) -> Task:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
@@ -247,6 +254,9 @@ def _submit_and_wait(
 
     task_id = client.submit(request)
     print(f"task id: {task_id}", flush=True)
+    from .cli_models import cost_line
+
+    print(cost_line(request), file=sys.stderr, flush=True)
     if args.poll is not None:
         poll: PollSchedule | None = PollSchedule.fixed(args.poll)
     elif in_sandbox:
@@ -389,6 +399,15 @@ def add_sandbox_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         "--stall-at", type=int, metavar="PERCENT", help="stalling tasks stop at this progress"
     )
     gen.add_argument("--seed", type=int, help="seed of the fault dice (reproducible faults)")
+    parser.add_argument(
+        "--registry",
+        type=Path,
+        metavar="FILE",
+        help=(
+            'a saved model registry ({"data": [...]}) to serve at /api/model-verse/models and '
+            "to validate other models' requests with (default: the cached one, or niji 7's)"
+        ),
+    )
     parser.set_defaults(run=run_sandbox)
 
 
@@ -420,6 +439,10 @@ def run_sandbox(args: argparse.Namespace) -> int:
     ):
         if getattr(args, dest) is not None:
             config[dest] = getattr(args, dest)
+    if args.registry is not None:
+        from .cli_models import serve_registry_file
+
+        serve_registry_file(args.registry)
     try:
         handle = sandbox.start(host=args.host, port=args.port, **config)
     except (ValueError, OverflowError) as exc:
@@ -434,6 +457,7 @@ def run_sandbox(args: argparse.Namespace) -> int:
         f"  export SIRAY_BASE_URL={handle.base_url}",
         f"  export SIRAY_API_KEY={key_hint}",
         f"OpenAPI document: {handle.base_url}/openapi.json",
+        f"Model registry: {handle.base_url}/api/model-verse/models (SIRAY_GATEWAY_URL)",
         "Press Ctrl-C to stop.",
     ]
     print("\n".join(lines), flush=True)

@@ -61,7 +61,7 @@ from .errors import (
     UnexpectedResponseError,
     WaitTimeoutError,
 )
-from .schema import CREATE_PATH, TASK_PATH, ImageRequest
+from .schema import CREATE_PATH, MODEL_ID, TASK_PATH, AnyRequest, ImageRequest, ModelRequest
 from .task import Task, TaskStatus
 
 __all__ = [
@@ -430,11 +430,14 @@ class AsyncSirayClient:
 
     # -- the two endpoints --
 
-    async def submit(self, request: ImageRequest | None = None, /, **fields: Any) -> str:
+    async def submit(self, request: AnyRequest | None = None, /, **fields: Any) -> str:
         """Create a task; return its id.
 
-        Pass an :class:`ImageRequest`, or its fields as keywords (``submit(prompt=...)``), or
-        both (the keywords override). The body sent is exactly ``request.to_json()``.
+        Pass an :class:`ImageRequest` (niji 7) or a
+        :class:`~siray_widgets.schema.ModelRequest` (any other model, see
+        :func:`siray_widgets.registry.request_for`), or the fields as keywords
+        (``submit(prompt=...)``; ``model=`` picks another model of the registry), or both (the
+        keywords override). The body sent is exactly ``request.to_json()``.
         """
         request = _build_request(request, fields)
         body = await self._call(
@@ -529,7 +532,7 @@ class AsyncSirayClient:
 
     async def generate(
         self,
-        request: ImageRequest | None = None,
+        request: AnyRequest | None = None,
         /,
         *,
         on_update: OnUpdate | None = None,
@@ -697,11 +700,17 @@ def _transport_error(
     return TransportError(f"{target}: {type(exc).__name__} ({detail})", sent=None)
 
 
-def _build_request(request: ImageRequest | None, fields: dict[str, Any]) -> ImageRequest:
+def _build_request(request: AnyRequest | None, fields: dict[str, Any]) -> AnyRequest:
     if request is None:
-        return ImageRequest(**fields)
-    if not isinstance(request, ImageRequest):
-        raise TypeError(f"expected an ImageRequest, not {type(request).__name__}")
+        model = fields.get("model", MODEL_ID)
+        if model == MODEL_ID or not isinstance(model, str):
+            return ImageRequest(**fields)
+        # Another model: its fields come from the registry this process knows (no network).
+        from .registry import request_for
+
+        return request_for(model, **{k: v for k, v in fields.items() if k != "model"})
+    if not isinstance(request, (ImageRequest, ModelRequest)):
+        raise TypeError(f"expected an ImageRequest or a ModelRequest, not {type(request).__name__}")
     return request.replace(**fields) if fields else request
 
 
@@ -804,7 +813,7 @@ class SirayClient:
                 runner = self._runner
         return runner
 
-    def submit(self, request: ImageRequest | None = None, /, **fields: Any) -> str:
+    def submit(self, request: AnyRequest | None = None, /, **fields: Any) -> str:
         """Create a task; return its id. See :meth:`AsyncSirayClient.submit`."""
         request = _build_request(request, fields)  # validate here, in the caller's thread
         return self._thread().run(self._async.submit(request))
@@ -845,7 +854,7 @@ class SirayClient:
 
     def generate(
         self,
-        request: ImageRequest | None = None,
+        request: AnyRequest | None = None,
         /,
         *,
         on_update: OnUpdate | None = None,

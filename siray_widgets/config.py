@@ -30,6 +30,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final, Literal
 from urllib.parse import quote, quote_plus, urlsplit
 
@@ -40,6 +41,11 @@ API_KEY_ENV: Final = "SIRAY_API_KEY"
 BASE_URL_ENV: Final = "SIRAY_BASE_URL"
 #: The key a sandbox accepts when started without one; public by design, so not a secret.
 SANDBOX_OPEN_KEY: Final = "sandbox"
+#: Where Siray publishes its model registry (``GET {gateway}/api/model-verse/models``).
+DEFAULT_GATEWAY_URL: Final = "https://api-gateway.siray.ai"
+GATEWAY_URL_ENV: Final = "SIRAY_GATEWAY_URL"
+#: The package's data folder (run store, registry cache) goes here when set.
+HOME_ENV: Final = "SIRAY_WIDGETS_HOME"
 
 KeySource = Literal["argument", "environment", "sandbox", "none"]
 
@@ -261,3 +267,34 @@ def redact(text: str, secret: Secret | None) -> str:
         if form:
             text = text.replace(form, "***")
     return text
+
+
+def gateway_url(url: str | None = None, *, environ: Mapping[str, str] | None = None) -> str:
+    """The gateway the model registry is read from: ``url``, ``SIRAY_GATEWAY_URL`` or Siray's.
+
+    No key is ever sent to the gateway (the registry is public), so plain ``http://`` is
+    accepted anywhere. Raises :class:`ConfigurationError` for a URL that cannot work.
+    """
+    env = os.environ if environ is None else environ
+    chosen = _clean(url) or _clean(env.get(GATEWAY_URL_ENV)) or DEFAULT_GATEWAY_URL
+    try:
+        check_base_url(chosen, with_key=False)
+    except ConfigurationError as exc:
+        where = "" if _clean(url) else f" (from {GATEWAY_URL_ENV})"
+        raise ConfigurationError(str(exc).replace("base URL", f"gateway URL{where}", 1)) from None
+    return chosen.rstrip("/")
+
+
+def data_dir(*, environ: Mapping[str, str] | None = None) -> Path:
+    """The package's one data folder: ``SIRAY_WIDGETS_HOME`` or the platform's user data dir.
+
+    Only computes the path (no I/O, nothing created): the layer that writes creates what it
+    needs. On Linux the default is ``~/.local/share/siray-widgets``.
+    """
+    env = os.environ if environ is None else environ
+    home = _clean(env.get(HOME_ENV))
+    if home is not None:
+        return Path(home).expanduser()
+    import platformdirs  # ~20 ms; only when a data file is actually wanted
+
+    return platformdirs.user_data_path("siray-widgets", appauthor=False)

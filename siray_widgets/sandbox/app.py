@@ -27,6 +27,7 @@ from ..errors import ValidationError
 from ..schema import CREATE_PATH, FIELDS_BY_NAME, TASK_PATH, ImageRequest, openapi
 from .faults import Faults, Malformed, RequestFault
 from .images import ImageCache, png_bytes
+from .models import MODELS_PATH, SandboxRegistry, parse_model_body, requested_model
 from .settings import SandboxSettings
 from .store import IMAGES_PER_TASK, TaskRecord, TaskStore, new_task_id
 
@@ -241,6 +242,15 @@ def parse_create_body(raw: bytes) -> ImageRequest:
     return ImageRequest.from_body(normalized)  # unknown and missing fields raise here
 
 
+def parse_any_create_body(raw: bytes, models: SandboxRegistry) -> ImageRequest:
+    """niji 7 (and every malformed body) as :func:`parse_create_body` reads it; any other
+    model of the sandbox's registry validated from its own schema (see :mod:`.models`)."""
+    model = requested_model(raw)
+    if model is None:
+        return parse_create_body(raw)
+    return parse_model_body(raw, model, models)
+
+
 # --- endpoints -------------------------------------------------------------------------------
 
 
@@ -270,7 +280,7 @@ async def create_task(request: Request) -> Response:
     if fault is not None and fault.status != 500:
         return fault_response(fault)  # 429 and 503: nothing was created, safe to retry
     try:
-        image_request = parse_create_body(raw)
+        image_request = parse_any_create_body(raw, request.app.state.models)
     except BodyError as exc:
         return error_response(exc.status_code, str(exc), code=exc.code)
     except ValidationError as exc:
@@ -340,6 +350,16 @@ async def get_image(request: Request) -> Response:
     )
 
 
+async def get_models(request: Request) -> Response:
+    """The model registry, as Siray's gateway publishes it (public: no key needed)."""
+    state = _state(request)
+    if state.settings.latency:
+        await state.sleep(state.settings.latency)
+    models: SandboxRegistry = request.app.state.models
+    body = await run_in_threadpool(models.body)  # the first call may read a file
+    return Response(body, media_type="application/json")
+
+
 async def get_openapi(request: Request) -> Response:
     return json_response(request.app.state.openapi)
 
@@ -377,6 +397,7 @@ def create_app(
             Route(TASK_PATH, get_task, methods=["GET"]),
             Route(IMAGE_PATH, get_image, methods=["GET"]),
             Route("/openapi.json", get_openapi, methods=["GET"]),
+            Route(MODELS_PATH, get_models, methods=["GET"]),
             Route("/", get_root, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_error},
@@ -386,4 +407,5 @@ def create_app(
     app.router.redirect_slashes = False
     app.state.sandbox = SandboxState(settings, sleep=sleep)
     app.state.openapi = openapi()
+    app.state.models = SandboxRegistry.from_environment()
     return app
