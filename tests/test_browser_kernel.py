@@ -126,7 +126,7 @@ def test_after_a_kernel_restart_the_widget_says_it_is_cut_off(
 
 
 def test_a_notebook_reopened_from_saved_state_says_it_is_cut_off_and_shows_thumbnails(
-    browser: Browser, lab_server: JupyterServer, saved: tuple[str, str]
+    browser: Browser, lab_server: JupyterServer, saved: tuple[str, str], artifacts_dir: Path
 ) -> None:
     from playwright.sync_api import expect
 
@@ -147,6 +147,7 @@ def test_a_notebook_reopened_from_saved_state_says_it_is_cut_off_and_shows_thumb
         assert all(src.startswith("data:image/jpeg;base64,") for src in sources), sources
         assert wait_images_loaded(widget) == 4
         assert "loading" not in images.inner_text()
+        widget.screenshot(path=artifacts_dir / "reopened-without-kernel.png")
         # The static snapshot beside it stays hidden: the view shows the same, and more.
         snapshot = nb.cell(0).locator(".siray-snapshot")
         expect(snapshot).to_have_count(1)

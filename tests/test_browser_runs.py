@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -217,12 +218,15 @@ def test_a_cancelled_run_says_cancelled_everywhere(lab: NotebookPage, widget: Lo
 
 
 def test_a_failed_run_keeps_the_last_good_images_and_offers_retry(
-    lab: NotebookPage, widget: Locator
+    lab: NotebookPage, widget: Locator, artifacts_dir: Path
 ) -> None:
     from playwright.sync_api import expect
 
-    urls = json.loads(lab.run("import json; print(json.dumps(w.runs[-2].images))"))
-    assert urls  # the random-seed run before the cancelled one succeeded
+    lab.run("w.base_url, w.api_key = None, None")  # the shared sandbox: a good run first
+    generate_and_wait(lab, widget, "SUCCESS")
+    wait_images_loaded(widget)
+    urls = json.loads(lab.run("import json; print(json.dumps(w.images))"))
+    assert urls
     lab.run("w.base_url, w.api_key = failing.base_url, failing.api_key")
     generate_and_wait(lab, widget, "FAILURE")
     error = role(widget, "error")
@@ -235,6 +239,7 @@ def test_a_failed_run_keeps_the_last_good_images_and_offers_retry(
     )
     assert shown == urls
     assert wait_images_loaded(widget) == len(urls)
+    widget.screenshot(path=artifacts_dir / "failure-keeps-images.png")
     failed_body = lab.run("print(w.runs[-1].request_json)")
     retry = role(widget, "retry")
     expect(retry).to_be_visible()

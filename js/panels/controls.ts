@@ -3,7 +3,6 @@
  * one fieldset, disabled at once when the view loses its kernel.
  */
 
-import { GONE } from "../connection";
 import type { Ctx } from "../context";
 import { btn, h, listen, SHORTCUT, swapLabel } from "../dom";
 import { fieldView } from "./fields";
@@ -64,7 +63,7 @@ export const controlsPanel: Panel = {
       button.setAttribute("aria-busy", String(busy));
       label.show(busy ? 1 : 0);
       const text = ctx.gone
-        ? GONE
+        ? "Run the widget's cell again to use it."
         : pending && ctx.conn.link === "slow"
           ? "The kernel is busy (is a cell still running?): this Generate starts when it is free."
           : ctx.invalid.size
