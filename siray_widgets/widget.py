@@ -821,8 +821,11 @@ class ImagineWidget(anywidget.AnyWidget):
         """
         from IPython.display import display
 
-        bundle = self._repr_mimebundle_(**kwargs)
-        if bundle is None:  # closed: nothing to show
+        # ipywidgets replaces _repr_mimebundle_ with None when the widget is closed.
+        render = getattr(self, "_repr_mimebundle_", None)
+        bundle = render(**kwargs) if callable(render) and self.comm is not None else None
+        if bundle is None:  # closed: its repr says so
+            display({"text/plain": repr(self)}, raw=True)  # type: ignore[no-untyped-call]
             return
         data, metadata = bundle
         del data["text/html"]  # in the snapshot below, which stays current

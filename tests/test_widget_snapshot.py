@@ -141,3 +141,10 @@ def test_thumbnail_makes_a_small_jpeg_and_refuses_what_is_not_an_image() -> None
         assert picture.size == (160, 107)
     assert thumbnail(b"<svg onload=alert(1)>") is None
     assert thumbnail(b"") is None
+
+
+def test_a_closed_widget_displays_its_repr_only(make_widget: MakeWidget, shown: Shown) -> None:
+    w = make_widget(prompt="a fox")
+    w.close()
+    w._ipython_display_()
+    assert shown.displayed == [({"text/plain": repr(w)}, {"raw": True})]
