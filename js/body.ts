@@ -20,6 +20,7 @@ export interface Field {
 
 // Exactly the characters of Python's str.isspace(): Python decides blankness with .strip(),
 // and JS trim() differs (it strips U+FEFF, keeps U+001C..U+001F and U+0085).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters meant
 const BLANK = /^[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$/;
 
 export const isBlank = (text: string): boolean => BLANK.test(text);
@@ -38,6 +39,15 @@ export function bodyText(fields: readonly Field[], get: (name: string) => unknow
   }
   return JSON.stringify(body, null, 2);
 }
+
+/**
+ * The values Generate sends: a random seed (-1) goes out as the seed Python drew for the next
+ * run (`next_seed`), so that the preview is exactly the body and every run knows its seed.
+ */
+export const sending =
+  (get: (name: string) => unknown) =>
+  (name: string): unknown =>
+    name === "seed" && get("seed") === -1 ? get("next_seed") : get(name);
 
 /** Whether `value` satisfies the field's rule (the same rule as schema.Field.validate). */
 export function isValid(f: Field, value: unknown): boolean {

@@ -1,4 +1,4 @@
-"""Text the widget offers to copy, and its static HTML fallback, derived from one request.
+"""Text the widget offers to copy, derived from one request, and the URL rules it shows by.
 
 Computed in Python so that flag names, URLs and the client's API are written once, here and in
 the modules they come from; the front end only copies these strings.
@@ -6,28 +6,33 @@ the modules they come from; the front end only copies these strings.
 
 from __future__ import annotations
 
-import html
 import re
 import urllib.parse
-from collections.abc import Sequence
 
 from .config import API_KEY_ENV, DEFAULT_BASE_URL, is_loopback
 from .errors import SirayError
 from .schema import CREATE_PATH, FIELDS, ImageRequest
+from .suffix import render_suffix
 
 
-def snippets(request: ImageRequest, base_url: str | None = None) -> dict[str, str]:
+def snippets(
+    request: ImageRequest, base_url: str | None = None, *, body: ImageRequest | None = None
+) -> dict[str, str]:
     """The four copyable texts: ``json``, ``curl``, ``python`` and ``suffix``.
 
+    ``body`` is the request exactly as Generate sends it (``request`` with the seed it will
+    use when ``request.seed`` is -1, "random"); ``json``, ``curl`` and ``python`` send it.
+    ``suffix`` is the whole Midjourney prompt for ``request`` (no ``--seed`` when random).
     ``base_url`` is where a real request should go (the sandbox's address is never worth
     copying); None means the public API.
     """
-    body = request.to_json()
+    sent = body if body is not None else request
+    text = sent.to_json()
     return {
-        "json": body,
-        "curl": curl_command(body, base_url),
-        "python": python_snippet(request, base_url),
-        "suffix": suffix(request),
+        "json": text,
+        "curl": curl_command(text, base_url),
+        "python": python_snippet(sent, base_url),
+        "suffix": midjourney_prompt(request),
     }
 
 
@@ -66,35 +71,26 @@ def python_snippet(request: ImageRequest, base_url: str | None = None) -> str:
     )
 
 
-def suffix(request: ImageRequest) -> str:
-    """The Midjourney suffix for the request's parameters ("" if it cannot be written)."""
+def midjourney_prompt(request: ImageRequest) -> str:
+    """What a Midjourney user would type: the prompt, then the flags of the fields that differ
+    from the defaults, then ``--niji 7`` ("" if the request cannot be written as one).
+
+    Derived from :func:`~siray_widgets.suffix.render_suffix` (one source for flag names):
+    a flag is left out when the default request renders it the same way. Reading the result
+    back with :func:`~siray_widgets.suffix.parse_prompt` gives ``request`` again.
+    """
     try:
-        return request.to_suffix()
+        flags = _flag_groups(render_suffix(request))
+        defaults = set(_flag_groups(render_suffix(ImageRequest(prompt=request.prompt))))
     except SirayError:
         return ""
+    kept = [g for g in flags if g not in defaults or g.startswith("--niji")]
+    return " ".join([request.prompt.strip(), *kept])
 
 
-def static_html(request: ImageRequest, *, status: str, images: Sequence[str], sandbox: bool) -> str:
-    """A small, fully escaped HTML snapshot for viewers that cannot run the widget."""
-    esc = html.escape
-    rows = "".join(
-        f"<tr><th style='text-align:left;padding-right:1em'>{esc(f.label)}</th>"
-        f"<td><code>{esc(str(getattr(request, f.name)))}</code></td></tr>"
-        for f in FIELDS
-    )
-    pictures = "".join(
-        f"<img src='{esc(url, quote=True)}' alt='generated image' "
-        "style='max-width:160px;margin:2px'>"
-        for url in images
-        if is_safe_image_url(url)
-    )
-    state = f"<p>Task status: <b>{esc(status)}</b></p>" if status else ""
-    badge = " (sandbox)" if sandbox else ""
-    return (
-        "<div><p><b>Siray image widget</b>"
-        f"{esc(badge)} — static snapshot; run the notebook to use the controls.</p>"
-        f"<table>{rows}</table>{state}{pictures}</div>"
-    )
+def _flag_groups(suffix: str) -> list[str]:
+    """``"--ar 1:1 --no a b --niji 7"`` -> ``["--ar 1:1", "--no a b", "--niji 7"]``."""
+    return [group.strip() for group in re.split(r"\s(?=--)", suffix) if group.strip()]
 
 
 _DATA_IMAGE = re.compile(r"data:image/(png|jpeg|gif|webp)[;,]", re.IGNORECASE)

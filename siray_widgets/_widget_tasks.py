@@ -50,11 +50,14 @@ class Generation:
     does.
     """
 
-    def __init__(self, request: ImageRequest) -> None:
+    def __init__(self, request: ImageRequest, *, seed_random: bool = False) -> None:
         #: A short id, unique in this process (the front end names runs by it).
         self.id: str = f"run-{next(_run_ids)}"
         #: The request as sent (a snapshot: later changes to the widget do not touch it).
+        #: Its seed is always concrete: the widget draws one when the seed box says random.
         self.request: ImageRequest = request
+        #: Whether :attr:`seed` was drawn for this run (the seed box said "random").
+        self.seed_random: bool = seed_random
         #: The exact body text sent.
         self.request_json: str = request.to_json()
         self.task_id: str | None = None
@@ -90,6 +93,11 @@ class Generation:
         if self.task is not None:
             return self.task.status.value
         return TaskStatus.FAILURE.value if self.state == "failure" else ""
+
+    @property
+    def seed(self) -> int:
+        """The seed this run sent (-1 only for a request made with an explicit -1)."""
+        return self.request.seed
 
     @property
     def progress(self) -> int:
@@ -135,6 +143,8 @@ class Generation:
             "started_at": round(self.started_at * 1000),
             "finished_at": None if self.finished_at is None else round(self.finished_at * 1000),
             "request_json": self.request_json,
+            "seed": self.seed,
+            "seed_random": self.seed_random,
         }
 
     def __repr__(self) -> str:
@@ -236,25 +246,38 @@ class BackgroundLoop:
             return cls._loop
 
 
-def describe_error(exc: BaseException, secret: Secret | None = None) -> str:
+def describe_error(
+    exc: BaseException, secret: Secret | None = None, *, base_url: str | None = None
+) -> str:
     """Plain words for what went wrong and what to do next; the key is never in them.
 
-    Only the text that comes from the error (the server's words, the library's) is masked:
-    the package's own words stay whole, even when the key is one of them.
+    ``secret`` is the key the request carried (None: none was sent), ``base_url`` where it
+    went (None: the public API or the sandbox). Only the text that comes from the error (the
+    server's words, the library's) is masked: the package's own words stay whole, even when
+    the key is one of them.
     """
 
     def said(text: str) -> str:
         return redact(text, secret)
 
     if isinstance(exc, AuthenticationError):
-        text = (
-            f"The API refused the key (HTTP {exc.status_code or 401}: "
-            f"{said(exc.server_message)}). "
-            f"Set {API_KEY_ENV} or w.api_key to a key from your Siray dashboard (or paste one "
-            "in the API key field), or remove the key to use the offline sandbox."
-        )
+        detail = f"HTTP {exc.status_code or 401}: {said(exc.server_message)}"
+        if secret is None:
+            where = f"The server at {base_url}" if base_url else "The API"
+            text = (
+                f"{where} asked for an API key ({detail}), and none was sent. Set "
+                f"{API_KEY_ENV} or w.api_key to a key from your Siray dashboard (or paste one "
+                "in the API key field)"
+                + (", or set w.base_url = None to use the offline sandbox." if base_url else ".")
+            )
+        else:
+            text = (
+                f"The API refused the key ({detail}). Set {API_KEY_ENV} or w.api_key to a key "
+                "from your Siray dashboard (or paste one in the API key field), or remove the "
+                "key to use the offline sandbox."
+            )
     elif isinstance(exc, TaskFailedError):
-        text = said(str(exc))
+        text = describe_failure(exc.task_id, said(exc.fail_reason))
     elif isinstance(exc, ValidationError):
         text = f"{said(str(exc))} — change that value and press Generate again."
     elif isinstance(exc, (ValueError, TypeError)):
@@ -270,6 +293,37 @@ def describe_error(exc: BaseException, secret: Secret | None = None) -> str:
             "please report it with the steps that led here."
         )
     return text
+
+
+# Words in a fail_reason that say the request itself was the problem (moderation), or that
+# the service was (the same request may well work when tried again).
+_REQUEST_FAULT = ("moderat", "flagged", "content filter", "policy", "nsfw", "banned", "blocked")
+_SERVICE_FAULT = (
+    "timeout",
+    "timed out",
+    "too long",
+    "worker",
+    "gpu",
+    "upstream",
+    "overload",
+    "capacity",
+    "unavailable",
+    "internal",
+    "busy",
+)
+
+
+def describe_failure(task_id: str, fail_reason: str) -> str:
+    """A FAILURE in plain words, with advice that fits its reason."""
+    reason = fail_reason.strip() or "no reason given"
+    low = reason.lower()
+    if any(word in low for word in _REQUEST_FAULT):
+        advice = "Rephrase the prompt (the service refused it), then generate again."
+    elif any(word in low for word in _SERVICE_FAULT):
+        advice = "The service had a problem, not your request: press Retry to send it again."
+    else:
+        advice = "Press Retry to send the same request again, or change the request."
+    return f"Task {task_id} failed: {reason}. {advice}"
 
 
 def key_problem(key: str) -> str | None:

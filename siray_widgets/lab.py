@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
-import shutil
+import platform
 import sys
 from pathlib import Path
 
 from .cli import EXIT_API, CommandError, port_number
 
 QUICKSTART = "quickstart.ipynb"
+#: The working folder ``siray-widgets lab`` makes in the current folder: it holds a copy of the
+#: quickstart, so the one in the package (or the repository) never changes.
+WORK_FOLDER = "siray-work"
 
 
 def quickstart_source() -> Path:
@@ -40,8 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--dir",
         type=Path,
         default=None,
-        help="folder to work in (default: the checkout's notebooks/, or the current folder, "
-        "where quickstart.ipynb is copied if missing)",
+        help=f"folder to work in, where a copy of quickstart.ipynb is made if missing "
+        f"(default: ./{WORK_FOLDER})",
     )
     parser.add_argument(
         "--port", type=port_number, default=8888, help="JupyterLab's port (default 8888)"
@@ -63,6 +67,38 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"lab: {where}{exc.strerror or exc}", EXIT_API) from None
 
 
+def prepare_folder(folder: Path) -> Path:
+    """Make ``folder`` and copy the quickstart into it unless a copy is there already (your
+    edits and outputs stay in it); return the copy's path.
+
+    The copy carries the kernel and language details JupyterLab fills in when a notebook's
+    kernel starts (for this Python), so that merely opening it leaves it unmodified.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    notebook = folder / QUICKSTART
+    if not notebook.exists():
+        content = json.loads(quickstart_source().read_text(encoding="utf-8"))
+        content.setdefault("metadata", {}).update(
+            kernelspec={
+                "display_name": "Python 3 (ipykernel)",
+                "language": "python",
+                "name": "python3",
+            },
+            language_info={
+                "codemirror_mode": {"name": "ipython", "version": 3},
+                "file_extension": ".py",
+                "mimetype": "text/x-python",
+                "name": "python",
+                "nbconvert_exporter": "python",
+                "pygments_lexer": "ipython3",
+                "version": platform.python_version(),
+            },
+        )
+        text = json.dumps(content, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+        notebook.write_text(text, encoding="utf-8")
+    return notebook
+
+
 def _run(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("jupyterlab") is None:  # before importing jupyter_server
         print(
@@ -72,26 +108,34 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     from .jupyter_server import LAB_OPTIONS
 
-    source = quickstart_source()
-    workdir: Path = args.dir or (source.parent if source.parent.name == "notebooks" else Path.cwd())
-    workdir.mkdir(parents=True, exist_ok=True)
-    notebook = workdir / QUICKSTART
-    if not notebook.exists():
-        shutil.copyfile(source, notebook)
-    mode = "your SIRAY_API_KEY" if os.environ.get("SIRAY_API_KEY") else "the offline sandbox"
-    print(f"siray-widgets: opening {notebook} in JupyterLab, using {mode}.", flush=True)
+    workdir: Path = (args.dir or Path.cwd() / WORK_FOLDER).absolute()
+    notebook = prepare_folder(workdir)
+    mode = (
+        "your SIRAY_API_KEY"
+        if os.environ.get("SIRAY_API_KEY")
+        else "the offline sandbox (no SIRAY_API_KEY)"
+    )
+    print(
+        f"siray-widgets: JupyterLab on {notebook} (a working copy), using {mode}.\n"
+        "siray-widgets: open the address below; Ctrl+C stops JupyterLab.",
+        flush=True,
+    )
     argv = [
         sys.executable,
         "-m",
-        "jupyterlab",
+        "siray_widgets.jupyter_server",
         "--ip=127.0.0.1",
         f"--port={args.port}",
         f"--ServerApp.root_dir={workdir}",
+        f"--ServerApp.default_url=/lab/tree/{notebook.name}",  # the address printed opens it
+        # Warnings, errors and the address: not a page of start-up chatter.
+        "--ServerApp.log_level=WARN",
+        "--LabApp.log_level=WARN",
         *LAB_OPTIONS,
         # Containers and workshop VMs often run as root; JupyterLab refuses that by default.
         *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
         *(["--no-browser"] if args.no_browser else []),
-        str(notebook.relative_to(workdir)),
+        notebook.name,
     ]
     os.chdir(workdir)
     os.execv(sys.executable, argv)

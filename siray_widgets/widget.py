@@ -3,89 +3,9 @@
 Every create-task parameter is a control bound to a trait, the exact request JSON is shown as
 it changes, and Generate runs tasks in the background while the kernel stays free.
 
-Contract (the front end, the quickstart notebook and the browser tests code against it)
---------------------------------------------------------------------------------------
-Python
-    ``w = ImagineWidget(prompt=..., chaos=..., api_key=...)``: schema field names, ``seed_locked``
-    and ``api_key`` only (anything else: TypeError; ``prompt`` may also come first, positionally).
-    ``w.generate()`` -> :class:`Generation` (``await`` it for the final Task, or don't);
-    ``w.request`` (a live ImageRequest: assigning to it moves the controls; assign a whole
-    ImageRequest to ``w.request`` to set every field at once); ``w.result`` (latest Task or
-    None); ``w.images`` (URLs); ``w.pil_images()``; ``w.on_finish(cb)``; ``w.cancel()``;
-    ``w.random_seed()``; ``w.close()`` cancels every run. ``w.api_key`` (write a str; reads
-    back as a masked Secret; a key with whitespace, a control or non-ASCII character is refused:
-    ValueError and ``error``, in words that never show it), ``w.base_url`` (str or None;
-    setting it updates ``sandbox``, ``key_source`` and ``snippets``) and ``w.poll`` are
-    unsynced. The environment (``SIRAY_API_KEY``, ``SIRAY_BASE_URL``) is read again on each
-    Generate and each display. ``w.runs``: recent :class:`Generation` handles (id, state,
-    task_id, task, images, error, note, request, request_json, done, cancel(), result(timeout)
-    for scripts). Every run settles, even one cancelled before it took a step; an ``await``
-    that is itself cancelled (``asyncio.wait_for`` timing out) leaves the run alone.
-
-Synced traits, front end may write
-    model, prompt, negative_prompt, aspect_ratio, chaos, stylize, weird, quality, seed, raw,
-    tile (validated by the schema: TraitError names the allowed range) and ``seed_locked``.
-
-Synced traits, set by Python only (writes from the front end are dropped and re-sent)
-    ``request_json`` (the exact body text), ``task_id``, ``status`` ("" or a TaskStatus value),
-    ``progress`` (0..100), ``outputs`` (image URLs), ``error`` (plain words + what to do) —
-    these six mirror the latest run; ``tasks`` (every recent run, newest last: id, task_id,
-    state, status, progress, outputs, error, note, started_at/finished_at in epoch ms,
-    request_json); ``sandbox`` (bool); ``key_source`` ("", "environment", "python",
-    "widget"); ``schema`` (``schema_json()`` plus ``task_statuses``); ``snippets`` (json,
-    curl, python, suffix texts for the copy buttons, computed from ``request_json``).
-
-Seed: -1 means random (the API picks one). Unlocked, a concrete seed is used for one run and
-then goes back to -1. Locked, the seed is kept for every run; locking while it is -1 rolls a
-concrete seed so it can be seen and reused.
-
-Messages, front end -> kernel (``model.send``), one handler registered with ``on_msg``
-    ``{"kind": "generate", "id": str, "body": str}`` (body: the JSON shown; refused if it is
-    not the kernel's ``request_json``) -> ``{"kind": "generate-response", "id", "ok",
-    "run", "ignored", "error"}``; a generate while another run still waits for its task id is
-    ignored (a double click makes one task).
-    ``{"kind": "cancel", "id", "run"?: str}`` (no run: every active run) ->
-    ``{"kind": "cancel-response", "id", "ok", "cancelled": [run ids]}``.
-    ``{"kind": "random-seed", "id"}`` -> ``{"kind": "random-seed-response", "id", "ok", "seed"}``.
-    ``{"kind": "set-key", "id", "key": str}`` ("" forgets a key typed before) ->
-    ``{"kind": "set-key-response", "id", "ok", "sandbox", "key_source", "error"?}`` (never the
-    key; a key that cannot be one: ok false, the key in use stays).
-    ``{"kind": "fetch-images", "id", "urls": [str]}`` (a view made after the runs) ->
-    ``{"kind": "fetch-images-response", "id", "ok", "urls"}``: the loopback URLs among the
-    runs' outputs that the kernel will send; anything else the page names is ignored.
-
-Messages, kernel -> front end (besides the responses above)
-    ``{"kind": "image-data", "urls": [str], "types": [str], "failed": [str]}`` with one binary
-    buffer per URL in ``urls``: the bytes of loopback images (127.0.0.0/8, localhost, ::1:
-    the sandbox's), which a browser on another machine (JupyterHub, Binder, Codespaces, an
-    SSH tunnel) cannot load. Sent after each successful run and for ``fetch-images``; never
-    state, so never saved. The page shows them as ``blob:`` URLs it made (revoked when the
-    run leaves ``tasks`` or the view goes) and tries the ``failed`` URLs itself. Types are
-    png, jpeg, gif or webp only; other URLs are shown as they are.
-
-DOM (inside the view; root element ``.siray-widget``)
-    ``[data-field=<name>]`` wraps each field's controls (its ``title`` is the schema's
-    description): chaos/stylize/weird are ``input[type=range]`` + ``input[type=number]``;
-    prompts are ``textarea``; aspect ratio and quality are radio groups whose labels carry
-    ``data-value`` (aspect ratio tiles draw each shape); seed is ``input[type=number]`` (empty,
-    placeholder "random", for -1) with the button ``[data-role=random-seed]`` and the checkbox
-    ``[data-role=seed-lock]``; raw/tile are checkboxes; model is a ``select``.
-    Roles: request-json (``pre``; textContent == request_json, recomputed in the input event),
-    suffix, generate, cancel, task-id (textContent == the shown run's task id), status
-    (textContent and ``data-status``: the TaskStatus value, or the run state "starting",
-    "running", "cancelled", "error"), timeline (``li[data-step=<status>][data-state=done|
-    current|todo]``), progress (``progress`` with aria-valuenow), percent ("42%"), elapsed,
-    error, note, tasks (one button per run once there are two), images (``figure[data-url=
-    <output URL>]`` > button > ``img``, or a "loading" placeholder while a loopback image's
-    bytes are on their way, plus a download link), viewer (the enlarged image ``dialog``),
-    sandbox-badge (hidden unless sandbox), key-source, api-key (password input, cleared once
-    sent), set-key, forget-key, pending (shown when Generate has had no answer for 15 s: the
-    kernel is busy; the request stays pending). Copy buttons:
-    ``[data-copy=json|curl|python|suffix|task-id]``. Each field's inputs carry
-    ``aria-describedby`` naming its ``.siray-desc`` (the description, shown on keyboard focus)
-    and its error hint. The task panel shows the newest run unless a run's button in
-    ``tasks`` was pressed. Images come only from http(s) URLs, raster ``data:image/`` URLs
-    (png, jpeg, gif, webp: never SVG) and ``blob:`` URLs the view made itself.
+The contract between this module, the front end in ``js/`` and the browser tests (Python API,
+synced traits, messages both ways, DOM roles, the static snapshot) is written down in
+``docs/widget-contract.md``; change both together.
 """
 
 from __future__ import annotations
@@ -104,7 +24,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anywidget
 import traitlets
 
-from ._widget_snippets import is_local_url, is_safe_image_url, snippets, static_html
+from ._widget_snapshot import snapshot_html, snapshot_text, thumbnail
+from ._widget_snippets import is_local_url, is_safe_image_url, snippets
 from ._widget_tasks import (
     BackgroundLoop,
     Generation,
@@ -120,8 +41,9 @@ from .config import (
     redact,
     without_userinfo,
 )
-from .errors import TaskFailedError, ValidationError
+from .errors import SirayError, TaskFailedError, ValidationError
 from .schema import FIELD_NAMES, FIELDS_BY_NAME, TASK_STATUSES, ImageRequest, schema_json
+from .suffix import parse_suffix
 from .task import Task
 
 if TYPE_CHECKING:  # the client (httpx, stamina) loads on the first Generate, off the loop
@@ -138,8 +60,20 @@ DEFAULT_PROMPT = "a paper lantern festival on a misty river at dusk, soft waterc
 MAX_RUNS = 12
 
 #: Traits the front end may write; everything else it sends is dropped.
-_WRITABLE: frozenset[str] = frozenset((*FIELD_NAMES, "seed_locked"))
+_WRITABLE: frozenset[str] = frozenset(FIELD_NAMES)
 _ACCEPTED_KWARGS: frozenset[str] = frozenset((*_WRITABLE, "api_key"))
+
+#: How the task panel names each status (NOT_START reads like a typo as "not start").
+STATUS_LABELS: dict[str, str] = {
+    "NOT_START": "accepted",
+    "SUBMITTED": "submitted",
+    "QUEUED": "queued",
+    "IN_PROGRESS": "in progress",
+    "SUCCESS": "success",
+    "FAILURE": "failed",
+}
+#: Display ids of the static snapshots kept per widget (each ``display(w)`` adds one).
+MAX_SNAPSHOTS = 20
 
 G = TypeVar("G")
 S = TypeVar("S")
@@ -158,10 +92,6 @@ class _Locked(traitlets.TraitType[G, S]):
     def set(self, obj: Any, value: Any) -> None:
         with obj.__dict__.get("_lock") or nullcontext():
             super().set(obj, value)
-
-
-class _LockedBool(_Locked[bool, bool], traitlets.Bool[bool, bool]):
-    """A Bool set under the widget's lock."""
 
 
 class _FieldTrait(_Locked[G, S]):
@@ -221,7 +151,6 @@ class ImagineWidget(anywidget.AnyWidget):
     seed: _FieldTrait[int, int] = _FieldTrait("seed").tag(sync=True)
     raw: _FieldTrait[bool, bool] = _FieldTrait("raw").tag(sync=True)
     tile: _FieldTrait[bool, bool] = _FieldTrait("tile").tag(sync=True)
-    seed_locked = _LockedBool(False, help="Keep the seed for every run.").tag(sync=True)
 
     # -- state shown by the front end, written by Python only --
     request_json = traitlets.Unicode(read_only=True).tag(sync=True)
@@ -235,6 +164,12 @@ class ImagineWidget(anywidget.AnyWidget):
     key_source = traitlets.Unicode("", read_only=True).tag(sync=True)
     schema = traitlets.Dict(read_only=True).tag(sync=True)
     snippets = traitlets.Dict(read_only=True).tag(sync=True)
+    #: The seed the next run sends while ``seed`` is -1 ("random"): drawn in advance, so that
+    #: ``request_json`` is exactly the body sent, and drawn again once a run has used it.
+    next_seed = traitlets.Int(0, read_only=True).tag(sync=True)
+    #: Small ``data:`` thumbnails of the latest successful run's loopback images, by output
+    #: URL: what a view without a kernel (a reopened notebook) shows, and the snapshot's.
+    thumbnails = traitlets.Dict(read_only=True).tag(sync=True)
 
     def __init__(
         self, prompt: str | None = None, /, *, api_key: str | Secret | None = None, **fields: Any
@@ -243,7 +178,7 @@ class ImagineWidget(anywidget.AnyWidget):
         if unknown:
             raise TypeError(
                 f"ImagineWidget() got an unexpected keyword argument {unknown[0]!r}; it takes "
-                f"the request fields ({', '.join(FIELD_NAMES)}), seed_locked and api_key"
+                f"the request fields ({', '.join(FIELD_NAMES)}) and api_key"
             )
         if prompt is not None:
             if "prompt" in fields:
@@ -263,7 +198,9 @@ class ImagineWidget(anywidget.AnyWidget):
         self._asyncio_tasks: set[asyncio.Task[Any]] = set()  # strong references
         self._callbacks: list[FinishCallback] = []
         self._request = _WidgetRequest(prompt=DEFAULT_PROMPT)
+        self._snapshot_ids: list[str] = []  # display ids of the static snapshots shown
         self._set_key(api_key, "python", refresh=False)
+        self.set_trait("next_seed", _draw_seed())
         super().__init__(**fields)
         object.__setattr__(self._request, "_widget", self)
         # Registered here, not as a method override: ipywidgets' own dispatcher stays intact.
@@ -273,15 +210,19 @@ class ImagineWidget(anywidget.AnyWidget):
 
     @traitlets.default("request_json")
     def _default_request_json(self) -> str:
-        return self._request.to_json()
+        return self._body().to_json()
 
     @traitlets.default("snippets")
     def _default_snippets(self) -> dict[str, str]:
-        return snippets(self._request, self._public_base_url())
+        return self._snippets()
 
     @traitlets.default("schema")
     def _default_schema(self) -> dict[str, Any]:
-        return {**schema_json(), "task_statuses": list(TASK_STATUSES)}
+        return {
+            **schema_json(),
+            "task_statuses": list(TASK_STATUSES),
+            "task_status_labels": dict(STATUS_LABELS),
+        }
 
     @traitlets.default("sandbox")
     def _default_sandbox(self) -> bool:
@@ -321,19 +262,23 @@ class ImagineWidget(anywidget.AnyWidget):
 
     def _refresh_request(self) -> None:
         with self._lock, self.hold_sync():
-            self.set_trait("request_json", self._request.to_json())
-            self.set_trait("snippets", snippets(self._request, self._public_base_url()))
+            self.set_trait("request_json", self._body().to_json())
+            self.set_trait("snippets", self._snippets())
 
-    @traitlets.observe("seed_locked")
-    def _seed_lock_changed(self, change: Mapping[str, Any]) -> None:
-        if change["new"] and self.seed == -1:
-            self.random_seed()
+    def _body(self) -> ImageRequest:
+        """The request exactly as Generate sends it: a random seed (-1) is replaced by the
+        seed drawn for the next run (``next_seed``), so every run knows the seed it used."""
+        values = self._request.to_dict()
+        if values["seed"] == -1:
+            values["seed"] = self.next_seed
+        return ImageRequest(**values)
+
+    def _snippets(self) -> dict[str, str]:
+        return snippets(self._request, self._public_base_url(), body=self._body())
 
     def random_seed(self) -> int:
         """Set ``seed`` to a new random value in the schema's range and return it."""
-        top = FIELDS_BY_NAME["seed"].maximum
-        assert top is not None
-        self.seed = secrets.randbelow(top + 1)
+        self.seed = _draw_seed()
         return self.seed
 
     # -- the key --
@@ -415,7 +360,7 @@ class ImagineWidget(anywidget.AnyWidget):
         with self._lock, self.hold_sync():
             self.set_trait("sandbox", sandbox)
             self.set_trait("key_source", source)
-            self.set_trait("snippets", snippets(self._request, self._public_base_url()))
+            self.set_trait("snippets", self._snippets())
 
     # -- front end writes --
 
@@ -460,6 +405,12 @@ class ImagineWidget(anywidget.AnyWidget):
                 except ValueError as exc:  # plain words already, and shown: never the key
                     reply.update(ok=False, error=str(exc))
                 reply.update(sandbox=self.sandbox, key_source=self.key_source)
+            elif kind == "hello":
+                pass  # a view checking that a kernel answers for this widget
+            elif kind == "read-prompt":
+                reply.update(self._read_prompt(content.get("text")))
+            elif kind == "retry":
+                reply.update(self._retry(content.get("run")))
             elif kind == "fetch-images":
                 # A page (re)loaded after the runs: it has URLs but no bytes for them.
                 urls = content.get("urls")
@@ -496,6 +447,42 @@ class ImagineWidget(anywidget.AnyWidget):
             generation = self.generate()
         return {"ok": True, "ignored": False, "run": generation.id}
 
+    def _read_prompt(self, text: Any) -> dict[str, Any]:
+        """A prompt typed or pasted with a Midjourney suffix (``a fox --ar 16:9 --s 250``):
+        the suffix sets the fields and the prompt keeps only the text. A suffix that cannot be
+        read changes nothing: the reply carries the parser's message."""
+        if not isinstance(text, str):
+            raise TypeError("read-prompt needs the prompt's text")
+        try:
+            prompt, fields = parse_suffix(text)
+            with self._lock:
+                values = {**self._request.to_dict(), **fields}
+                if prompt.strip():
+                    values["prompt"] = prompt if fields or prompt != text.strip() else text
+                self.request = ImageRequest(**values)
+        except SirayError as exc:  # SuffixError, or a ValidationError of the whole request
+            return {"ok": False, "error": str(exc), "applied": "", "prompt": text}
+        read = [
+            f"{FIELDS_BY_NAME[name].label.lower()} {_shown(value)}"
+            for name, value in fields.items()
+        ]
+        if not read and prompt.strip() == text.strip():
+            applied = ""
+        elif read:
+            applied = "Read from the suffix: " + ", ".join(read) + "."
+        else:
+            applied = "Read the suffix: it sets nothing this model does not already use."
+        return {"ok": True, "applied": applied, "prompt": self.prompt}
+
+    def _retry(self, run: Any) -> dict[str, Any]:
+        """Send a listed run's exact request again (its seed too) as a new run."""
+        with self._lock:
+            old = next((g for g in self._runs if g.id == run), None)
+        if old is None:
+            raise ValueError("that run is no longer listed; press Generate instead")
+        generation = self._start(ImageRequest(**old.request.to_dict()), seed_random=old.seed_random)
+        return {"run": generation.id}
+
     # -- runs --
 
     def generate(self) -> Generation:
@@ -503,20 +490,30 @@ class ImagineWidget(anywidget.AnyWidget):
 
         Returns at once with a :class:`Generation`: ``await`` it in a cell for the final
         Task, or leave it be. Runs on the event loop running now (a notebook's), or on a
-        private background loop when none is running (a plain script).
+        private background loop when none is running (a plain script). The body sent is
+        ``request_json``: while ``seed`` is -1 (random) it carries ``next_seed``, which is
+        then drawn anew, so each run records the seed it used.
         """
+        with self._lock:
+            self._refresh_connection()  # the environment may have changed since
+            drawn = self.seed == -1
+            generation = self._start(self._body(), seed_random=drawn)
+            if drawn:
+                self.set_trait("next_seed", _draw_seed())
+                self._refresh_request()
+        return generation
+
+    def _start(self, request: ImageRequest, *, seed_random: bool) -> Generation:
+        """Record a run of ``request`` (sent as is) and follow its task in the background."""
         if self.comm is None:
             raise RuntimeError("this widget is closed; create a new ImagineWidget")
         with self._lock:
-            generation = Generation(ImageRequest(**self._request.to_dict()))
-            self._refresh_connection()  # the environment may have changed since
+            generation = Generation(request, seed_random=seed_random)
             secret, _, _ = self._resolve()
             base_url, poll = self._base_url, self.poll
             self._runs.append(generation)
             self._prune()
             self._current = generation
-            if not self.seed_locked and self.seed != -1:
-                self.seed = -1  # an unlocked seed is used once
             self._publish(generation)
         self._spawn(self._run(generation, secret, base_url, poll), generation.id, generation)
         return generation
@@ -562,6 +559,7 @@ class ImagineWidget(anywidget.AnyWidget):
         """Submit, poll, report: every outcome ends up in the traits, never in a log."""
         client: AsyncSirayClient | None = None
         outcome: Task | BaseException | None = None
+        where = base_url or os.environ.get(BASE_URL_ENV, "").strip() or None
         try:
             client = await _open_client(secret, base_url, poll)
             generation.api_base_url = client.base_url
@@ -588,11 +586,11 @@ class ImagineWidget(anywidget.AnyWidget):
             raise
         except TaskFailedError as exc:
             generation.state = "failure"
-            generation.error = describe_error(exc, secret)
+            generation.error = describe_error(exc, secret, base_url=where)
             outcome = exc
         except Exception as exc:
             generation.state = "error"
-            generation.error = describe_error(exc, secret)
+            generation.error = describe_error(exc, secret, base_url=where)
             outcome = exc
         finally:
             if client is not None:
@@ -600,9 +598,13 @@ class ImagineWidget(anywidget.AnyWidget):
                     await client.aclose()
                 except Exception as exc:  # closing a pool is not worth a failed run
                     generation.note = redact(f"Closing the connection failed: {exc}", secret)
-            self._finish(generation, outcome)
-        if isinstance(outcome, Task):
-            self._send_images(generation.local_images())
+            if isinstance(outcome, Task):
+                try:  # the page gets the bytes before the run is shown finished
+                    await self._share_images(generation)
+                finally:
+                    self._finish(generation, outcome)
+            else:
+                self._finish(generation, outcome)
 
     def _on_reading(self, generation: Generation, task: Task) -> None:
         with self._lock:
@@ -626,6 +628,7 @@ class ImagineWidget(anywidget.AnyWidget):
                 return
             generation.finished_at = time.time()
             self._publish(generation)
+        self._update_snapshots()
         generation._settle(outcome)
         for callback in list(self._callbacks):
             try:
@@ -652,10 +655,23 @@ class ImagineWidget(anywidget.AnyWidget):
         return local
 
     async def _push_images(self, urls: list[str]) -> None:
+        found, failed = await self._fetch_local(urls)
+        self._send_image_data(found, failed)
+
+    async def _fetch_local(self, urls: list[str]) -> tuple[list[tuple[str, str, bytes]], list[str]]:
+        """The bytes of the loopback images among ``urls`` (never raises: what could not be
+        fetched is listed as failed, and the page then tries those URLs itself)."""
+        local = [url for url in dict.fromkeys(urls) if is_local_url(url)]
+        if not local:
+            return [], []
         try:
-            found, failed = await fetch_images(urls)
-        except Exception:  # the page then tries the URLs itself: no worse than before
-            found, failed = [], urls
+            return await fetch_images(local)
+        except Exception:
+            return [], local
+
+    def _send_image_data(self, found: list[tuple[str, str, bytes]], failed: list[str]) -> None:
+        if not found and not failed:
+            return
         content = {
             "kind": "image-data",
             "urls": [url for url, _, _ in found],
@@ -665,6 +681,25 @@ class ImagineWidget(anywidget.AnyWidget):
         with self._lock:
             if self.comm is not None:
                 self.send(content, buffers=[data for _, _, data in found])
+
+    async def _share_images(self, generation: Generation) -> None:
+        """After a success: the page gets the loopback images' bytes, and the latest success
+        keeps small thumbnails of them (for the snapshot and for views without a kernel)."""
+        found, failed = await self._fetch_local(generation.local_images())
+        self._send_image_data(found, failed)
+        thumbs: dict[str, str] = {}
+        for url, _, data in found:
+            try:
+                small = await asyncio.to_thread(thumbnail, data)
+            except Exception:  # a thumbnail is a nicety: never worth a failed run
+                small = None
+            if small is not None:
+                thumbs[url] = small
+        with self._lock:
+            runs = self._runs
+            later = runs[runs.index(generation) + 1 :] if generation in runs else []
+            if not any(g.state == "success" for g in later):
+                self.set_trait("thumbnails", thumbs)
 
     def _prune(self) -> None:
         """Forget the oldest finished runs beyond MAX_RUNS (active ones always stay)."""
@@ -785,10 +820,80 @@ class ImagineWidget(anywidget.AnyWidget):
             return None
         data, metadata = bundle
         self._refresh_connection()  # shown now: say where requests go now
-        data["text/html"] = static_html(
-            self._request, status=self.status, images=self.images, sandbox=self.sandbox
-        )
+        data["text/html"] = self._snapshot_bundle()["text/html"]
         return data, metadata
+
+    def _ipython_display_(self, **kwargs: Any) -> None:
+        """Show the live view and, beside it, the static snapshot under a display id.
+
+        The snapshot is replaced after every finished run, so a saved notebook shows the
+        current request, task id, status and thumbnails where the widget cannot run
+        (nbconvert, GitHub, a notebook reopened without its kernel); the widget's CSS hides
+        it next to a live view. Updating the view's own output instead would redraw the view
+        (JupyterLab renders an updated output anew) and lose the user's focus and typing.
+        """
+        from IPython.display import display
+
+        # ipywidgets replaces _repr_mimebundle_ with None when the widget is closed.
+        render = getattr(self, "_repr_mimebundle_", None)
+        bundle = render(**kwargs) if callable(render) and self.comm is not None else None
+        if bundle is None:  # closed: its repr says so
+            display({"text/plain": repr(self)}, raw=True)  # type: ignore[no-untyped-call]
+            return
+        data, metadata = bundle
+        del data["text/html"]  # in the snapshot below, which stays current
+        display(data, metadata=metadata, raw=True)  # type: ignore[no-untyped-call]
+        display_id = secrets.token_hex(8)
+        display(self._snapshot_bundle(), raw=True, display_id=display_id)  # type: ignore[no-untyped-call]
+        with self._lock:
+            self._snapshot_ids = [*self._snapshot_ids[-(MAX_SNAPSHOTS - 1) :], display_id]
+
+    def _snapshot_bundle(self) -> dict[str, str]:
+        with self._lock:
+            run = self._current
+            pictured = next((g for g in reversed(self._runs) if g.state == "success"), None)
+            return {
+                "text/html": snapshot_html(
+                    self._request,
+                    sandbox=self.sandbox,
+                    run=run,
+                    pictured=pictured,
+                    thumbnails=self.thumbnails,
+                ),
+                "text/plain": snapshot_text(run),
+            }
+
+    def _update_snapshots(self) -> None:
+        """Replace every static snapshot shown for this widget with the current one."""
+        with self._lock:
+            ids = list(self._snapshot_ids)
+        if not ids:  # never displayed by IPython: nothing to update
+            return
+        from IPython.display import update_display
+
+        data = self._snapshot_bundle()
+        for display_id in ids:
+            with contextlib.suppress(Exception):  # a kernel shutting down, say
+                update_display(data, display_id=display_id, raw=True)  # type: ignore[no-untyped-call]
+
+
+def _shown(value: Any) -> str:
+    """A field's value in a sentence: ``on``/``off``, numbers and enums as they are, and free
+    text in quotes."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, str) and not any(
+        value == e for f in FIELDS_BY_NAME.values() for e in f.enum or ()
+    ):
+        return f"“{value}”"
+    return str(value)
+
+
+def _draw_seed() -> int:
+    """A random seed in the schema's range (0 up to the maximum: never -1)."""
+    top = FIELDS_BY_NAME["seed"].maximum
+    assert top is not None
+    return secrets.randbelow(top + 1)
 
 
 async def _open_client(

@@ -4,24 +4,41 @@ One JupyterLab server per session and one notebook page per module: the tests be
 the page ``widget.ipynb`` (cell 0 holds the widget ``w``; the last cell is a scratch cell that
 :meth:`NotebookPage.run` types code into), so their order is the story of one user session.
 Keyed runs use their own notebook and sandbox; the key reaches the kernel only through the
-server's ``$SIRAY_WIDGETS_TEST_KEY`` and is never printed.
+server's ``$SIRAY_WIDGETS_TEST_KEY`` and is never printed. The DOM roles, traits and messages
+used here are those of docs/widget-contract.md.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-from fixtures.lab_fixtures import TEST_KEY_ENV, JupyterServer, NotebookPage, write_notebook
+from fixtures.lab_fixtures import (
+    TEST_KEY_ENV,
+    JupyterServer,
+    NotebookPage,
+    close_page,
+    eval_until,
+    field,
+    image_sources,
+    layout,
+    moved,
+    open_notebook,
+    request_text,
+    role,
+    wait_images_loaded,
+    wait_request,
+    wait_status,
+)
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Locator, Route, ViewportSize
+    from collections.abc import Iterator
+
+    from playwright.sync_api import Browser, Locator, Route
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -57,78 +74,11 @@ KEYED_CELLS = (
     "k.poll = PollSchedule.fixed(0.2)  # quicker than Siray's 3 s\n"
     "k",
 )
-VIEWPORT: ViewportSize = {"width": 1280, "height": 1600}  # the whole widget below the toolbar
-
-
-def role(widget: Locator, name: str) -> Locator:
-    """The element with ``data-role=name`` inside the widget."""
-    return widget.locator(f'[data-role="{name}"]')
-
-
-def field(widget: Locator, name: str) -> Locator:
-    """The control wrapper ``data-field=name`` inside the widget."""
-    return widget.locator(f'[data-field="{name}"]')
-
-
-def request_text(widget: Locator) -> str:
-    """The request panel's exact text (textContent, not layout-dependent innerText)."""
-    return str(role(widget, "request-json").evaluate("el => el.textContent"))
-
-
-def wait_request(widget: Locator, key: str, value: Any, timeout: float = 10) -> dict[str, Any]:
-    """Wait until the request panel's JSON has ``key == value``; return the parsed body."""
-    deadline = time.monotonic() + timeout
-    body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        body = json.loads(request_text(widget))
-        if body.get(key) == value:
-            return body
-        time.sleep(0.02)
-    raise AssertionError(f"request panel has {key}={body.get(key)!r}, expected {value!r}")
-
-
-def eval_until(nb: NotebookPage, code: str, expected: str, timeout: float = 15) -> str:
-    """Run ``code`` until its printed output (stripped) equals ``expected``.
-
-    Comm messages and cell executions travel on different kernel threads (a subshell), so a
-    value set in the browser may reach Python a moment after the next cell runs.
-    """
-    deadline = time.monotonic() + timeout
-    out = nb.run(code).strip()
-    while out != expected and time.monotonic() < deadline:
-        time.sleep(0.1)
-        out = nb.run(code).strip()
-    assert out == expected, f"{code!r} printed {out!r}, expected {expected!r}"
-    return out
-
-
-def wait_images_loaded(widget: Locator, timeout: float = 60) -> int:
-    """Wait until the results hold at least one image, all decoded; return how many."""
-    images = role(widget, "images")
-    images.locator("img").first.wait_for(timeout=timeout * 1000)
-    handle = images.element_handle()
-    widget.page.wait_for_function(
-        """el => {
-            const imgs = [...el.querySelectorAll('img')];
-            return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);
-        }""",
-        arg=handle,
-        timeout=timeout * 1000,
-    )
-    return images.locator("img").count()
-
-
-def wait_status(nb: NotebookPage, var: str, status: str, timeout: float = 60) -> None:
-    """Wait until the widget ``var``'s Python status trait reads ``status``."""
-    eval_until(nb, f"print({var}.status)", status, timeout)
-
-
-def image_sources(widget: Locator) -> tuple[list[str], list[str]]:
-    """(the output URL of each shown image, each ``img``'s src) in the results."""
-    images = role(widget, "images")
-    urls = images.locator("figure").evaluate_all("els => els.map(e => e.dataset.url)")
-    srcs = images.locator("img").evaluate_all("els => els.map(e => e.src)")
-    return [str(u) for u in urls], [str(s) for s in srcs]
+#: The label a swap-label button shows now (docs/widget-contract.md, "DOM": copy buttons).
+VISIBLE_LABEL = (
+    "el => [...el.querySelectorAll('.siray-swap > span')]"
+    ".find(s => s.style.visibility !== 'hidden').textContent"
+)
 
 
 def luminance(css: str) -> float:
@@ -152,28 +102,13 @@ def secret_in(text: str, key: str) -> bool:
     return key in text or key.removeprefix("sk-test-") in text
 
 
-def open_notebook(
-    browser: Browser, server: JupyterServer, name: str, cells: tuple[str, ...]
-) -> NotebookPage:
-    """Write ``cells`` to ``name`` and open it in a fresh page with an idle kernel."""
-    write_notebook(server.root, name, cells)
-    page = browser.new_context(viewport=VIEWPORT).new_page()
-    page.set_default_timeout(30_000)
-    return NotebookPage(page, server, name).open()
-
-
-def close(nb: NotebookPage) -> None:
-    """Close the notebook's page and its browser context."""
-    nb.page.context.close()
-
-
 @pytest.fixture(scope="module")
 def lab(browser: Browser, lab_server: JupyterServer) -> Iterator[NotebookPage]:
     """``widget.ipynb`` open in JupyterLab with the widget cell run."""
     nb = open_notebook(browser, lab_server, "widget.ipynb", (WIDGET_CELL,))
     nb.run_cell(0)
     yield nb
-    close(nb)
+    close_page(nb)
 
 
 @pytest.fixture(scope="module")
@@ -204,8 +139,9 @@ def test_widget_renders_every_control(lab: NotebookPage, widget: Locator) -> Non
 def test_every_control_is_described_for_keyboard_and_screen_reader_users(
     lab: NotebookPage, widget: Locator
 ) -> None:
-    """Each field's inputs point (aria-describedby) at the schema's description, which shows
-    while the field has keyboard focus; a title tooltip alone needs a mouse."""
+    """Each field's inputs point (aria-describedby) at the schema's description, inside the
+    same view, and the description is always on screen: nothing appears or moves on focus
+    (docs/widget-contract.md, "DOM")."""
     from siray_widgets.schema import FIELDS_BY_NAME
 
     described = widget.evaluate(
@@ -213,7 +149,7 @@ def test_every_control_is_described_for_keyboard_and_screen_reader_users(
             wrap.dataset.field,
             [...wrap.querySelectorAll('input:not([data-role]), select, textarea')].map(c =>
                 (c.getAttribute('aria-describedby') || '').split(' ').filter(Boolean)
-                    .map(id => document.getElementById(id)?.textContent ?? null)),
+                    .map(id => root.querySelector('#' + CSS.escape(id))?.textContent ?? null)),
         ])"""
     )
     assert sorted(name for name, _ in described) == sorted(FIELDS)
@@ -222,27 +158,33 @@ def test_every_control_is_described_for_keyboard_and_screen_reader_users(
         for texts in controls:
             assert texts, f"an input of {name} has no aria-describedby"
             assert texts[0] == FIELDS_BY_NAME[name].description, name
-
-    def height(name: str) -> float:
-        box = field(widget, name).locator(".siray-desc").bounding_box()
-        assert box is not None
-        return float(box["height"])
-
-    assert height("prompt") <= 1  # visually hidden until focused
+    for name in FIELDS:
+        description = field(widget, name).locator(".siray-desc")
+        assert description.is_visible(), f"{name}'s description is hidden"
+    before = layout(widget)
     field(widget, "prompt").locator("textarea").focus()
-    assert height("prompt") > 5
-    assert height("chaos") <= 1
+    assert moved(before, layout(widget)) == []
 
 
 def test_a_copy_button_gets_its_label_back_after_two_quick_clicks(widget: Locator) -> None:
+    """The label swaps in place ("Copied ✓" or "Copy failed") without changing the button's
+    size, and comes back after two quick clicks."""
     from playwright.sync_api import expect
 
     button = widget.locator('[data-copy="json"]')
-    label = button.inner_text()
+    box = button.bounding_box()
+    assert button.evaluate(VISIBLE_LABEL) == "JSON"
     button.click()
-    expect(button).not_to_have_text(label)  # "Copied ✓" (or "Copy failed": no clipboard)
+    expect(button).to_have_attribute("title", "Copy JSON")
+    widget.page.wait_for_function(
+        f"el => ({VISIBLE_LABEL})(el) !== 'JSON'", arg=button.element_handle()
+    )
+    assert button.bounding_box() == box
     button.click()  # again, while it says so
-    expect(button).to_have_text(label, timeout=10_000)
+    widget.page.wait_for_function(
+        f"el => ({VISIBLE_LABEL})(el) === 'JSON'", arg=button.element_handle(), timeout=10_000
+    )
+    assert button.bounding_box() == box
 
 
 def test_slider_sets_the_python_trait(lab: NotebookPage, widget: Locator) -> None:
@@ -352,22 +294,50 @@ def test_generate_shows_task_id_progress_and_images(
     # Sandbox URLs are 127.0.0.1: shown from the kernel's bytes, never loaded by the page.
     assert all(src.startswith("blob:") for src in srcs), srcs
     assert generated.direct_loads == []
-    links = role(widget, "images").locator("a[download]")
-    assert links.evaluate_all("els => els.map(e => e.download)") == [
-        f"siray-{i + 1}.png" for i in range(len(outputs))
+    downloads = role(widget, "images").locator("a[data-role=download]")
+    assert downloads.evaluate_all("els => els.map(e => e.download)") == [
+        f"{task_id}-{i + 1}.png" for i in range(len(outputs))
     ]
+
+
+def test_downloads_are_named_by_task_and_image(
+    lab: NotebookPage, widget: Locator, generated: Generated
+) -> None:
+    """Issue 7, bug 8: every run's images used to save as ``siray-2.png`` and the viewer's
+    as a UUID. Both save as ``<task_id>-<n>.png`` (docs/widget-contract.md, "DOM")."""
+    task_id = role(widget, "task-id").inner_text().strip()
+    with lab.page.expect_download() as caught:
+        role(widget, "images").locator("a[data-role=download]").nth(1).click()
+    assert caught.value.suggested_filename == f"{task_id}-2.png"
+    role(widget, "images").locator("button.siray-thumb").nth(2).click()
+    viewer = role(widget, "viewer")
+    viewer.wait_for(state="visible")
+    with lab.page.expect_download() as caught:
+        role(widget, "viewer-download").click()
+    assert caught.value.suggested_filename == f"{task_id}-3.png"
+    lab.page.keyboard.press("ArrowRight")
+    with lab.page.expect_download() as caught:
+        role(widget, "viewer-download").click()
+    assert caught.value.suggested_filename == f"{task_id}-4.png"
+    lab.page.keyboard.press("Escape")
+    viewer.wait_for(state="hidden")
 
 
 def test_request_panel_equals_the_body_the_sandbox_received(
     lab: NotebookPage, widget: Locator, generated: Generated
 ) -> None:
-    """The panel's text is byte-for-byte the create body the sandbox got."""
+    """The panel's text was byte-for-byte the create body the sandbox got, random seed
+    included; now it shows the seed drawn for the next run (docs/widget-contract.md, "Seeds")."""
     received = lab.run(
         "import json\nfrom siray_widgets import sandbox\n"
         "print(json.dumps(sandbox.shared().received_bodies()[-1].decode()))"
     )
     assert json.loads(received) == generated.shown_body
-    assert request_text(widget) == generated.shown_body
+    now = json.loads(request_text(widget))
+    sent = json.loads(generated.shown_body)
+    assert now["seed"] != sent["seed"]
+    assert {**now, "seed": sent["seed"]} == sent
+    assert str(now["seed"]) == lab.run("print(w.next_seed)").strip()
 
 
 def test_markup_prompt_is_shown_as_text(
@@ -428,6 +398,12 @@ def test_images_come_back_after_the_page_is_reloaded(
     lab.page.reload()
     lab.wait_for_kernel_idle()
     widget.wait_for(state="visible")
+    # At once the saved thumbnails, then the full images from the kernel's bytes.
+    assert wait_images_loaded(widget) == len(outputs)
+    lab.page.wait_for_function(
+        "el => [...el.querySelectorAll('img')].every(i => i.src.startsWith('blob:'))",
+        arg=role(widget, "images").element_handle(),
+    )
     assert wait_images_loaded(widget) == len(outputs)
     urls, srcs = image_sources(widget)
     assert urls == outputs
@@ -436,19 +412,25 @@ def test_images_come_back_after_the_page_is_reloaded(
 
 
 def test_a_busy_kernel_is_not_called_dead(lab: NotebookPage, widget: Locator) -> None:
-    """No answer to Generate for 15 s: the kernel is busy; the request stays pending."""
+    """No answer to Generate for 15 s while the kernel works on it: the kernel is busy, the
+    request stays pending, and the view is not called cut off (docs/widget-contract.md,
+    "Connection")."""
     from playwright.sync_api import expect
 
-    # A kernel that does not answer (a long cell, without a subshell for widget messages).
-    lab.run("w.on_msg(w._on_custom_msg, remove=True)")
+    # A kernel busy with the message itself (an old kernel without a subshell for widget
+    # messages, behind a long cell, looks the same to the page).
+    lab.run(
+        "import time\nw.on_msg(w._on_custom_msg, remove=True)\nw.on_msg(lambda *_: time.sleep(40))"
+    )
     lab.page.clock.install()  # the last test on this page: JupyterLab's timers stop too
     generate = role(widget, "generate")
     generate.click()
     lab.page.clock.run_for(16_000)
     pending = role(widget, "pending")
-    expect(pending).to_be_visible()
     expect(pending).to_contain_text("busy")
     expect(generate).to_be_disabled()  # still waiting for the answer: no second request
+    expect(role(widget, "connection")).to_be_hidden()
+    assert widget.get_attribute("data-link") == "slow"
     assert "restart" not in role(widget, "error").inner_text().lower()
 
 
@@ -513,7 +495,7 @@ def test_key_is_nowhere_in_the_page_or_saved_notebook(
         leaked = secret_in(nb.path.read_text(), test_api_key)
         assert not leaked, "the API key appears in the saved notebook"
     finally:
-        close(nb)
+        close_page(nb)
 
 
 # --------------------------------------------------------------------------------------------
@@ -538,4 +520,4 @@ def test_notebook7_renders_and_generates(browser: Browser, notebook_server: Jupy
         wait_status(nb, "w", "SUCCESS")
         assert not nb.foreign_errors, f"uncaught errors in the page: {nb.foreign_errors}"
     finally:
-        close(nb)
+        close_page(nb)

@@ -104,6 +104,20 @@ def test_notebook_runs_on_the_sandbox(
     assert not missing, f"displayed widgets without saved state: {sorted(missing)}"
     for state in _imagine_states(nb):
         assert state["sandbox"] is True, "no key set, yet the widget does not say sandbox"
+    if name == "quickstart.ipynb":
+        # The static snapshot beside the widget followed the run made in a later cell
+        # (docs/widget-contract.md, "Snapshot"): what nbconvert and GitHub show.
+        snapshots = [
+            output["data"]["text/html"]
+            for cell in nb["cells"]
+            for output in cell.get("outputs", [])
+            if "siray-snapshot" in str(output.get("data", {}).get("text/html", ""))
+        ]
+        assert len(snapshots) == 1
+        html = "".join(snapshots[0]) if isinstance(snapshots[0], list) else snapshots[0]
+        assert "status <b>SUCCESS</b>" in html
+        assert html.count("<img src='data:image/jpeg;base64,") == 4
+        assert "127.0.0.1" not in html
 
 
 @pytest.mark.timeout(240)

@@ -35,9 +35,10 @@ def test_generate_message_under_a_running_loop_sends_exactly_what_is_shown(
     )
     finished: list[Generation] = []
     w.on_finish(finished.append)
+    shown = w.request_json
 
     async def main() -> Generation:
-        reply = send(w, "generate", body=w.request_json)
+        reply = send(w, "generate", body=shown)
         assert reply["ok"]
         assert not reply["ignored"]
         generation = run_of(w, reply)
@@ -46,7 +47,8 @@ def test_generate_message_under_a_running_loop_sends_exactly_what_is_shown(
         return generation
 
     generation = asyncio.run(main())
-    assert sandbox.received_bodies()[-1] == w.request_json.encode("utf-8")
+    assert sandbox.received_bodies()[-1] == shown.encode("utf-8")
+    assert generation.request_json == shown
     assert generation.state == "success"
     assert w.task_id == generation.task_id
     assert w.status == "SUCCESS"
@@ -60,7 +62,8 @@ def test_generate_message_under_a_running_loop_sends_exactly_what_is_shown(
     entry = w.tasks[-1]
     assert entry["id"] == generation.id
     assert (entry["state"], entry["status"], entry["task_id"]) == ("success", "SUCCESS", w.task_id)
-    assert entry["request_json"] == w.request_json
+    assert entry["request_json"] == shown
+    assert (entry["seed"], entry["seed_random"]) == (json.loads(shown)["seed"], True)
     assert entry["finished_at"] >= entry["started_at"]
 
 
@@ -200,23 +203,99 @@ def test_random_seed_message_sets_a_seed_in_range(
     assert f'"seed": {w.seed}' in w.request_json
 
 
-def test_an_unlocked_seed_is_used_once_and_a_locked_one_is_kept(
+def test_every_run_records_the_seed_it_sent_and_a_typed_seed_stays(
     make_widget: MakeWidget, sandbox: SandboxHandle
 ) -> None:
     w = make_widget(box=sandbox, seed=4242)
 
-    async def main() -> None:
-        await w.generate()
-        assert w.seed == -1  # back to random for the next run
-        w.seed = 777
-        w.seed_locked = True
-        await w.generate()
-        await w.generate()
-        assert w.seed == 777
+    async def main() -> list[Generation]:
+        typed = w.generate()
+        await typed
+        assert w.seed == 4242  # a typed seed stays for the next run
+        w.seed = -1
+        drawn = w.next_seed
+        first = w.generate()
+        assert w.next_seed != drawn  # the next random run gets a new seed
+        second = w.generate()
+        await asyncio.gather(first, second)
+        assert (first.seed, first.seed_random) == (drawn, True)
+        return [typed, first, second]
 
-    asyncio.run(main())
-    seeds = [json.loads(body)["seed"] for body in sandbox.received_bodies()]
-    assert seeds == [4242, 777, 777]
+    runs = asyncio.run(main())
+    sent = [json.loads(body)["seed"] for body in sandbox.received_bodies()]
+    assert sent == [g.seed for g in runs]
+    assert sent[0] == 4242
+    assert -1 not in sent
+    assert len(set(sent)) == 3
+    assert [(e["seed"], e["seed_random"]) for e in w.tasks] == [
+        (g.seed, g.seed_random) for g in runs
+    ]
+    assert [g.seed_random for g in runs] == [False, True, True]
+
+
+def test_retry_sends_the_same_request_again_seed_included(
+    make_widget: MakeWidget, sandbox: SandboxHandle
+) -> None:
+    w = make_widget(box=sandbox, prompt="a harbour at night")
+
+    async def main() -> tuple[Generation, Generation]:
+        first = w.generate()
+        await first
+        w.prompt = "something else entirely"  # the controls moved on since
+        reply = send(w, "retry", run=first.id)
+        assert reply["ok"]
+        again = run_of(w, reply)
+        await again
+        return first, again
+
+    first, again = asyncio.run(main())
+    assert again.id != first.id
+    assert again.request_json == first.request_json
+    bodies = sandbox.received_bodies()
+    assert bodies[-1] == bodies[-2] == first.request_json.encode()
+    assert (again.seed, again.seed_random) == (first.seed, first.seed_random)
+    missing = send(w, "retry", run="run-unknown")
+    assert not missing["ok"]
+    assert "press Generate" in missing["error"]
+
+
+def test_read_prompt_applies_a_midjourney_suffix_and_says_what_it_set(
+    make_widget: MakeWidget,
+) -> None:
+    w = make_widget(chaos=5, stylize=100)
+    reply = send(w, "read-prompt", text="a fox --ar 16:9 --s 250 --chaos 20 --no people")
+    assert reply["ok"]
+    assert reply["prompt"] == "a fox"
+    assert reply["applied"] == (
+        "Read from the suffix: aspect ratio 16:9, stylize 250, chaos 20, negative prompt “people”."
+    )
+    assert (w.prompt, w.aspect_ratio, w.stylize, w.chaos, w.negative_prompt) == (
+        "a fox",
+        "16:9",
+        250,
+        20,
+        "people",
+    )
+    before = w.request_json
+    bad = send(w, "read-prompt", text="a fox --v 6")
+    assert not bad["ok"]
+    assert "--v 6" in bad["error"]
+    assert "niji 7" in bad["error"]
+    assert w.request_json == before  # nothing changed
+    plain = send(w, "read-prompt", text="  a poem -- short, with dashes  ")
+    assert plain["ok"]
+    assert plain["applied"] == ""
+    assert w.prompt == "  a poem -- short, with dashes  "  # no flags: the text as typed
+    only = send(w, "read-prompt", text="--raw --tile")
+    assert only["ok"]
+    assert (w.prompt, w.raw, w.tile) == ("  a poem -- short, with dashes  ", True, True)
+    assert only["applied"] == "Read from the suffix: raw on, tile on."
+
+
+def test_hello_is_answered(make_widget: MakeWidget) -> None:
+    w = make_widget()
+    reply = send(w, "hello")
+    assert reply == {"kind": "hello-response", "id": reply["id"], "ok": True}
 
 
 def test_set_key_message_switches_away_from_the_sandbox_without_echoing_the_key(
@@ -286,7 +365,7 @@ def test_a_failed_task_is_reported_with_its_reason(
     assert w.status == "FAILURE"
     assert w.tasks[-1]["state"] == "failure"
     assert "failed" in w.error
-    assert "generate again" in w.error
+    assert "Retry" in w.error or "Rephrase" in w.error
     assert w.outputs == []
 
 
@@ -348,7 +427,8 @@ def test_a_key_put_in_the_environment_after_the_widget_is_used_and_shown_on_gene
     assert (w.sandbox, w.key_source) == (True, "")
     monkeypatch.setenv("SIRAY_BASE_URL", sandbox.base_url)
     monkeypatch.setenv("SIRAY_API_KEY", SECRET)
+    shown = w.request_json
     w.generate().result(timeout=WAIT)
     assert (w.sandbox, w.key_source) == (False, "environment")
-    assert sandbox.received_bodies() == [w.request_json.encode()]
+    assert sandbox.received_bodies() == [shown.encode()]
     assert sandbox.base_url in w.snippets["curl"]

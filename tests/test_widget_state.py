@@ -13,11 +13,17 @@ from fixtures.widget_fixtures import MakeWidget, send
 from siray_widgets.config import Secret, redact
 from siray_widgets.errors import ValidationError
 from siray_widgets.schema import FIELDS, FIELDS_BY_NAME, TASK_STATUSES, ImageRequest, schema_json
-from siray_widgets.widget import DEFAULT_PROMPT, ImagineWidget
+from siray_widgets.suffix import parse_prompt
+from siray_widgets.widget import DEFAULT_PROMPT, STATUS_LABELS, ImagineWidget
 
 pytestmark = pytest.mark.usefixtures("no_siray_env")
 
 SECRET = "sk-test-STATE-0123456789abcdef"
+
+
+def sent_request(w: ImagineWidget) -> ImageRequest:
+    """The request Generate would send now (``request_json`` read back)."""
+    return ImageRequest(**json.loads(w.request_json))
 
 
 def updates(w: ImagineWidget) -> list[dict[str, Any]]:
@@ -39,11 +45,17 @@ def test_defaults_come_from_the_schema_plus_a_prompt(make_widget: MakeWidget) ->
         assert getattr(w, f.name) == expected, f.name
     assert w.prompt.strip()
     assert w.request == ImageRequest(prompt=DEFAULT_PROMPT)
-    assert w.request_json == ImageRequest(prompt=DEFAULT_PROMPT).to_json()
-    assert w.schema == {**schema_json(), "task_statuses": list(TASK_STATUSES)}
+    # The body sent carries the seed drawn for the next run (seed -1 means random).
+    assert w.request_json == ImageRequest(prompt=DEFAULT_PROMPT, seed=w.next_seed).to_json()
+    assert w.schema == {
+        **schema_json(),
+        "task_statuses": list(TASK_STATUSES),
+        "task_status_labels": STATUS_LABELS,
+    }
+    assert set(STATUS_LABELS) == set(TASK_STATUSES)
+    assert STATUS_LABELS["NOT_START"] == "accepted"  # "not start" read like a typo
     assert (w.task_id, w.status, w.progress, w.outputs, w.error, w.tasks) == ("", "", 0, [], "", [])
-    assert w.sandbox is True
-    assert w.seed_locked is False
+    assert (w.sandbox, w.thumbnails) == (True, {})
 
 
 @pytest.mark.parametrize(
@@ -92,8 +104,11 @@ def test_unknown_constructor_arguments_are_refused(make_widget: MakeWidget) -> N
         ImagineWidget(layout={"width": "100px"})
     with pytest.raises(TypeError, match="both by position and by name"):
         ImagineWidget("a fox", prompt="a cat")
-    w = make_widget("a fox in the snow", chaos=5, seed_locked=True, seed=7)
-    assert (w.prompt, w.chaos, w.seed, w.seed_locked) == ("a fox in the snow", 5, 7, True)
+    with pytest.raises(TypeError, match="'seed_locked'"):  # seeds now stay until changed
+        ImagineWidget(seed_locked=True)
+    w = make_widget("a fox in the snow", chaos=5, seed=7)
+    assert (w.prompt, w.chaos, w.seed) == ("a fox in the snow", 5, 7)
+    assert w.request_json == w.request.to_json()  # a concrete seed is sent as it is
 
 
 # -- traits and the request stay one thing --------------------------------------------------
@@ -105,10 +120,25 @@ def test_setting_a_trait_updates_request_and_json_and_snippets(
     w = make_widget()
     w.chaos = 50
     assert w.request.chaos == 50
-    assert w.request_json == w.request.to_json()
+    assert sent_request(w) == ImageRequest(**{**w.request.to_dict(), "seed": w.next_seed})
     assert '"chaos": 50' in w.request_json
     assert w.snippets["json"] == w.request_json
     assert "--chaos 50" in w.snippets["suffix"]
+
+
+def test_the_suffix_snippet_is_the_whole_midjourney_prompt_without_defaults(
+    make_widget: MakeWidget,
+) -> None:
+    w = make_widget(prompt="a red fox", aspect_ratio="16:9", stylize=250, negative_prompt="dogs")
+    assert w.snippets["suffix"] == "a red fox --ar 16:9 --stylize 250 --no dogs --niji 7"
+    assert parse_prompt(w.snippets["suffix"]) == w.request  # random seed: no --seed
+    w.seed, w.raw = 1234, True
+    assert w.snippets["suffix"] == (
+        "a red fox --ar 16:9 --stylize 250 --seed 1234 --raw --no dogs --niji 7"
+    )
+    assert parse_prompt(w.snippets["suffix"]) == w.request
+    w.request = ImageRequest(prompt="only defaults")
+    assert w.snippets["suffix"] == "only defaults --niji 7"
     w.negative_prompt = "text, watermark"
     assert json.loads(w.request_json)["negative_prompt"] == "text, watermark"
     w.negative_prompt = "  "
@@ -129,7 +159,7 @@ def test_assigning_to_the_request_moves_the_traits(make_widget: MakeWidget) -> N
     assert (w.prompt, w.aspect_ratio, w.raw, w.stylize) == ("a lighthouse", "9:16", True, 100)
     w.request = {"prompt": "a harbour", "tile": True}
     assert (w.prompt, w.tile, w.raw) == ("a harbour", True, False)
-    assert w.request_json == ImageRequest(prompt="a harbour", tile=True).to_json()
+    assert w.request_json == ImageRequest(prompt="a harbour", tile=True, seed=w.next_seed).to_json()
 
 
 def test_python_snippet_rebuilds_the_same_request(make_widget: MakeWidget) -> None:
@@ -157,20 +187,26 @@ def test_curl_sends_the_body_and_leaves_the_key_in_the_shell(
 # -- the seed -------------------------------------------------------------------------------
 
 
-def test_locking_a_random_seed_rolls_a_concrete_one(make_widget: MakeWidget) -> None:
-    w = make_widget()
-    assert w.seed == -1
-    w.seed_locked = True
+def test_a_random_seed_is_drawn_in_advance_so_the_body_shown_is_the_body_sent(
+    make_widget: MakeWidget,
+) -> None:
     seed_field = FIELDS_BY_NAME["seed"]
     assert seed_field.maximum is not None
-    assert 0 <= w.seed <= seed_field.maximum
-    assert f'"seed": {w.seed}' in w.request_json
-    kept = w.seed
-    w.seed_locked = False
-    assert w.seed == kept  # unlocking keeps what is shown until the next run
-    rolled = w.random_seed()
+    w = make_widget()
+    assert w.seed == -1
+    assert 0 <= w.next_seed <= seed_field.maximum
+    assert json.loads(w.request_json)["seed"] == w.next_seed
+    assert json.loads(w.snippets["json"])["seed"] == w.next_seed
+    assert "--seed" not in w.snippets["suffix"]  # random is what leaving --seed out means
+    rolled = w.random_seed()  # "New seed": a concrete one, kept
     assert w.seed == rolled
     assert 0 <= rolled <= seed_field.maximum
+    assert json.loads(w.request_json)["seed"] == rolled
+    assert f"--seed {rolled}" in w.snippets["suffix"]
+    w.seed = -1
+    assert json.loads(w.request_json)["seed"] == w.next_seed
+    others = {make_widget().next_seed for _ in range(5)}
+    assert len(others) > 1  # drawn, not a constant
 
 
 # -- front end writes -----------------------------------------------------------------------
@@ -180,15 +216,24 @@ def test_front_end_writes_to_fields_apply_and_read_only_state_is_protected(
     make_widget: MakeWidget,
 ) -> None:
     w = make_widget()
-    w.set_state({"chaos": 30, "seed_locked": False})
+    w.set_state({"chaos": 30, "seed_locked": False})  # an older page's trait: dropped
     assert w.chaos == 30
     assert w.request.chaos == 30
     w.comm.sent.clear()
-    w.set_state({"request_json": "{}", "status": "SUCCESS", "outputs": ["javascript:alert(1)"]})
-    assert w.request_json == w.request.to_json()
-    assert (w.status, w.outputs) == ("", [])
+    seed = w.next_seed
+    w.set_state(
+        {
+            "request_json": "{}",
+            "status": "SUCCESS",
+            "outputs": ["javascript:alert(1)"],
+            "next_seed": 5,
+            "thumbnails": {"x": "data:image/svg+xml,<svg onload=alert(1)>"},
+        }
+    )
+    assert sent_request(w) == ImageRequest(**{**w.request.to_dict(), "seed": seed})
+    assert (w.status, w.outputs, w.next_seed, w.thumbnails) == ("", [], seed, {})
     resent = {k for state in updates(w) for k in state}
-    assert {"request_json", "status", "outputs"} <= resent  # the page is put right
+    assert {"request_json", "status", "outputs", "next_seed", "thumbnails"} <= resent
 
 
 def test_a_refused_front_end_value_is_reported_and_resynced(
@@ -318,7 +363,7 @@ def test_setting_base_url_updates_badge_key_source_and_snippets(make_widget: Mak
     assert "SirayClient(base_url='https://proxy.example.com')" in python
     namespace: dict[str, Any] = {}
     exec(python.split("with SirayClient", 1)[0], namespace)  # still builds the same request
-    assert namespace["request"] == w.request
+    assert namespace["request"] == sent_request(w)
     w.base_url = None
     assert (w.sandbox, w.key_source) == (True, "")
     assert "https://api.siray.ai/" in w.snippets["curl"]
