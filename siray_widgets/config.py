@@ -302,6 +302,12 @@ def _forms(key: str) -> tuple[str, ...]:
     return tuple(sorted((f for f in forms if len(f) >= MIN_REDACTED_LENGTH), key=len, reverse=True))
 
 
+def mentions(text: str, secret: Secret | None) -> bool:
+    """Whether :func:`redact` would change ``text`` (a quick test before masking in depth)."""
+    key = secret.reveal() if secret is not None else ""
+    return len(key) >= MIN_REDACTED_LENGTH and any(form in text for form in _forms(key))
+
+
 def redact(text: str, secret: Secret | None) -> str:
     """``text`` with the key (if any) masked as ``***``: defence in depth for echoed server text.
 

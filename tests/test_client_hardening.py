@@ -548,3 +548,22 @@ def test_an_integer_too_long_to_print_is_a_validation_error_naming_its_field(fie
 
     with pytest.raises(ValidationError, match=f"^{field}=<an integer of about 5000 digits>"):
         ImageRequest(prompt="a fox", **{field: 10**5000})
+
+
+def test_a_key_spelled_in_json_escapes_in_a_task_is_masked(fault_server: FaultServer) -> None:
+    # The raw answer does not contain the key's characters at all; only its parsed strings do
+    # (the quick "does the answer mention the key" test must not skip this answer).
+    spelled = "".join(f"\\u{ord(c):04x}" for c in TEST_KEY)
+    body = (
+        '{"code": "success", "data": {"task_id": "t1", "status": "FAILURE", '
+        f'"progress": "100%", "outputs": [], "fail_reason": "bad key {spelled}"}}}}'
+    )
+    fault_server.always("GET", task_path("t1"), Reply(200, body))
+
+    async def main() -> Task:
+        async with client_for(fault_server) as client:
+            return await client.get_task("t1")
+
+    task = asyncio.run(main())
+    assert task.fail_reason == "bad key ***"
+    assert TEST_KEY not in repr(task) + json.dumps(dict(task.raw))
