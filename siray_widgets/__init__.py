@@ -101,6 +101,30 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
+def _ledger_price(model: str) -> float | None:
+    """The price the spend ledger records for one task of ``model``: the model registry's
+    (the one this process loaded, else the cached copy or the snapshot; never the network)."""
+    from . import registry
+
+    try:
+        cost = registry.estimate_cost(model, 1)
+    except (registry.UnknownModelError, ValueError):  # ValueError: a bad SIRAY_GATEWAY_URL
+        return None
+    return None if cost is None else float(cost)
+
+
+def _wire_ledger_prices() -> None:
+    """Every run store this process opens prices its ledger from the registry (wired here, at
+    the top: the store knows nothing of the registry). Cheap: the store's package is lazy."""
+    from . import store
+
+    if store.default_price_lookup is None:
+        store.default_price_lookup = _ledger_price
+
+
+_wire_ledger_prices()
+
+
 if TYPE_CHECKING:
     from .client import AsyncSirayClient, PollSchedule, SirayClient
     from .errors import (
