@@ -1069,8 +1069,10 @@ class ImagineWidget(anywidget.AnyWidget):
     async def _load_registry(self) -> None:
         from . import registry
 
-        with contextlib.suppress(Exception):  # offline: the cache or the snapshot answers
-            await registry.aload()
+        # A registry fetched or chosen in this process (registry.use(), a file) stays.
+        if registry.current().source in ("cache", "stale cache", "snapshot"):
+            with contextlib.suppress(Exception):  # offline: the cache or the snapshot answers
+                await registry.aload()
         self._refresh_price()
 
     def _ipython_display_(self, **kwargs: Any) -> None:
