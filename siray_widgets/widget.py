@@ -531,9 +531,10 @@ class ImagineWidget(anywidget.AnyWidget):
             self.set_trait("quota", quota_state(quota, self._quota_problem))
 
     def _refresh_quota_soon(self) -> None:
-        """Ask a workshop proxy for the quota in the background (on display)."""
+        """Ask a workshop proxy for the quota in the background (on display). Only where a
+        base URL is set (a proxy always is one): the public API is never asked."""
         secret, sandbox, _ = self._resolve()
-        if sandbox or secret is None or self.comm is None:
+        if sandbox or secret is None or self.comm is None or not self._public_base_url():
             return
         self._spawn(self._ask_quota(secret, self._base_url), "quota")
 
@@ -563,6 +564,9 @@ class ImagineWidget(anywidget.AnyWidget):
 
         try:
             price = Decimal(0) if sandbox else unit_price(self._spec.model, sandbox=False)
+        except Exception:  # a registry that cannot be read (a bad SIRAY_GATEWAY_URL): unknown
+            price = None
+        try:
             return current_session().reserve(self._spec.model, 1, price)
         except SessionBudgetError as exc:
             self.set_trait("error", f"Not sent: {exc}.")
