@@ -73,10 +73,15 @@ _EXPORTS: dict[str, str] = {
 #: happens here, at the top. ``SIRAY_WIDGETS_HISTORY=0`` or ``hooks=False`` turns it off.
 _RECORDED_CLIENTS = frozenset({"SirayClient", "AsyncSirayClient"})
 
-__all__ = [*_EXPORTS, "__version__"]
+#: Submodules reachable as attributes (``siray_widgets.session.current().cap = "5.00"``).
+_MODULES = frozenset({"session", "registry"})
+
+__all__ = [*_EXPORTS, *sorted(_MODULES), "__version__"]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'siray_widgets' has no attribute {name!r}")
