@@ -13,6 +13,10 @@ import { h } from "./dom";
 export type Model = AnyModel<Record<string, any>>;
 
 export interface Schema {
+  /** niji 7's hand-tuned table (its seed control, random seeds drawn by Python). */
+  builtin?: boolean;
+  /** Midjourney suffixes are read from the prompt. */
+  suffix?: boolean;
   fields: Field[];
   task_statuses: string[];
   task_status_labels?: Record<string, string>;
@@ -92,7 +96,7 @@ export class Ctx {
   body(): string {
     return bodyText(
       this.fields,
-      sending((name) => this.get(name)),
+      sending((name) => this.get(name), this.schema.builtin !== false),
     );
   }
 

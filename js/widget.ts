@@ -14,7 +14,8 @@ import { TABS } from "./panels/index";
 import type { Tab } from "./panels/panel";
 import "./widget.css";
 
-/** The header: title, sandbox badge, where the key comes from, and the lost-kernel banner. */
+/** The header: title, sandbox badge, where the key comes from, the workshop quota and this
+ * session's spend (texts made by Python), and the lost-kernel banner. */
 function header(ctx: Ctx): HTMLElement[] {
   const badge = h(
     "span",
@@ -26,6 +27,8 @@ function header(ctx: Ctx): HTMLElement[] {
     "Sandbox",
   );
   const source = h("span", { cls: "muted", "data-role": "key-source" });
+  const quota = h("span", { cls: "quota", "data-role": "quota", role: "status" });
+  const session = h("span", { cls: "muted", "data-role": "session" });
   const banner = h("div", { cls: "banner", "data-role": "connection", role: "alert", hidden: true });
   const render = (): void => {
     const sandbox = Boolean(ctx.get("sandbox"));
@@ -40,15 +43,32 @@ function header(ctx: Ctx): HTMLElement[] {
           : from === "widget"
             ? "key set here"
             : "no key: the API will refuse requests";
+    const q = ctx.get("quota") ?? {};
+    quota.textContent = q.text ?? "";
+    quota.dataset.state = q.state ?? "";
+    quota.hidden = !q.text;
+    session.textContent = ctx.get("price")?.session ?? "";
     banner.hidden = !ctx.gone;
     banner.textContent = ctx.gone ? GONE : "";
     ctx.root.dataset.link = ctx.conn.link;
   };
   ctx.on("change:sandbox", render);
   ctx.on("change:key_source", render);
+  ctx.on("change:quota", render);
+  ctx.on("change:price", render);
   ctx.sub("link", render);
   render();
-  return [h("div", { cls: "head" }, h("strong", { cls: "title" }, "Siray image generation"), badge, source), banner];
+  return [
+    h(
+      "div",
+      { cls: "head" },
+      h("strong", { cls: "title" }, "Siray image generation"),
+      badge,
+      source,
+      h("span", { cls: "meta" }, quota, session),
+    ),
+    banner,
+  ];
 }
 
 /** The tab strip (shown once there are two tabs or more) and one tabpanel per tab. */

@@ -73,10 +73,15 @@ _EXPORTS: dict[str, str] = {
 #: happens here, at the top. ``SIRAY_WIDGETS_HISTORY=0`` or ``hooks=False`` turns it off.
 _RECORDED_CLIENTS = frozenset({"SirayClient", "AsyncSirayClient"})
 
-__all__ = [*_EXPORTS, "__version__"]
+#: Submodules reachable as attributes (``siray_widgets.session.current().cap = "5.00"``).
+_MODULES = frozenset({"session", "registry"})
+
+__all__ = [*_EXPORTS, *sorted(_MODULES), "__version__"]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'siray_widgets' has no attribute {name!r}")
@@ -99,6 +104,30 @@ def _record_client_runs() -> None:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+def _ledger_price(model: str) -> float | None:
+    """The price the spend ledger records for one task of ``model``: the model registry's
+    (the one this process loaded, else the cached copy or the snapshot; never the network)."""
+    from . import registry
+
+    try:
+        cost = registry.estimate_cost(model, 1)
+    except (registry.UnknownModelError, ValueError):  # ValueError: a bad SIRAY_GATEWAY_URL
+        return None
+    return None if cost is None else float(cost)
+
+
+def _wire_ledger_prices() -> None:
+    """Every run store this process opens prices its ledger from the registry (wired here, at
+    the top: the store knows nothing of the registry). Cheap: the store's package is lazy."""
+    from . import store
+
+    if store.default_price_lookup is None:
+        store.default_price_lookup = _ledger_price
+
+
+_wire_ledger_prices()
 
 
 if TYPE_CHECKING:

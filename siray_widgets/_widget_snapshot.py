@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ._widget_snippets import is_local_url, is_safe_image_url
-from .schema import FIELDS, ImageRequest
+from .schema import AnyRequest
 
 if TYPE_CHECKING:
     from ._widget_tasks import Generation
@@ -64,7 +64,7 @@ def image_sources(urls: list[str], thumbnails: Mapping[str, str]) -> list[str | 
 
 
 def snapshot_html(
-    request: ImageRequest,
+    request: AnyRequest,
     *,
     sandbox: bool,
     run: Generation | None,
@@ -75,10 +75,11 @@ def snapshot_html(
     (its images are shown, also beside a later failure)."""
     esc = html.escape
     cell = "padding:1px 10px 1px 0;vertical-align:top;text-align:left"
+    values = request.to_dict()
     rows = "".join(
         f"<tr><th style='{cell}'>{esc(f.label)}</th>"
-        f"<td style='{cell}'><code>{esc(str(getattr(request, f.name)))}</code></td></tr>"
-        for f in FIELDS
+        f"<td style='{cell}'><code>{esc(_shown(values[f.name]))}</code></td></tr>"
+        for f in request.model_schema.fields
     )
     parts = [
         f"<div class='{SNAPSHOT_CLASS}' data-siray-snapshot='1' style='border:1px solid "
@@ -134,8 +135,14 @@ def _run_line(run: Generation, *, plain: bool = False) -> str:
         f"task <code>{esc(run.task_id)}</code>" if run.task_id and not plain else "",
         f"task {run.task_id}" if run.task_id and plain else "",
         f"status <b>{esc(word)}</b>" if not plain else f"status {word}",
-        f"seed {run.seed}" + (" (drawn at random)" if run.seed_random else ""),
+        f"seed {run.seed}" + (" (drawn at random)" if run.seed_random else "")
+        if run.seed is not None
+        else "",
     ]
     if run.images:
         bits.append(f"{len(run.images)} images")
     return "Last run: " + " · ".join(b for b in bits if b)
+
+
+def _shown(value: object) -> str:
+    return "not set" if value is None else str(value)

@@ -11,18 +11,19 @@ import urllib.parse
 
 from .config import API_KEY_ENV, DEFAULT_BASE_URL, is_loopback
 from .errors import SirayError
-from .schema import CREATE_PATH, FIELDS, ImageRequest
+from .schema import CREATE_PATH, FIELDS, AnyRequest, ImageRequest
 from .suffix import render_suffix
 
 
 def snippets(
-    request: ImageRequest, base_url: str | None = None, *, body: ImageRequest | None = None
+    request: AnyRequest, base_url: str | None = None, *, body: AnyRequest | None = None
 ) -> dict[str, str]:
     """The four copyable texts: ``json``, ``curl``, ``python`` and ``suffix``.
 
     ``body`` is the request exactly as Generate sends it (``request`` with the seed it will
     use when ``request.seed`` is -1, "random"); ``json``, ``curl`` and ``python`` send it.
-    ``suffix`` is the whole Midjourney prompt for ``request`` (no ``--seed`` when random).
+    ``suffix`` is the whole Midjourney prompt for ``request`` (no ``--seed`` when random; ""
+    for a model other than niji 7).
     ``base_url`` is where a real request should go (the sandbox's address is never worth
     copying); None means the public API.
     """
@@ -32,7 +33,7 @@ def snippets(
         "json": text,
         "curl": curl_command(text, base_url),
         "python": python_snippet(sent, base_url),
-        "suffix": midjourney_prompt(request),
+        "suffix": midjourney_prompt(request) if isinstance(request, ImageRequest) else "",
     }
 
 
@@ -48,21 +49,29 @@ def curl_command(body: str, base_url: str | None = None) -> str:
     )
 
 
-def python_snippet(request: ImageRequest, base_url: str | None = None) -> str:
+def python_snippet(request: AnyRequest, base_url: str | None = None) -> str:
     """A script that sends the same request with this package's client (to ``base_url``)."""
-    args = [
-        f"    {f.name}={getattr(request, f.name)!r},"
-        for f in FIELDS
-        if getattr(request, f.name) != f.default
-    ]
-    call = "ImageRequest(\n" + "\n".join(args) + "\n)" if args else "ImageRequest()"
+    values = request.to_dict()
+    if isinstance(request, ImageRequest):
+        args = [f"    {f.name}={values[f.name]!r}," for f in FIELDS if values[f.name] != f.default]
+        call = "ImageRequest(\n" + "\n".join(args) + "\n)" if args else "ImageRequest()"
+        imported = "ImageRequest, SirayClient"
+    else:  # another model: its fields come from the registry, by name
+        fields = request.model_schema.fields
+        args = [f"    {request.model!r},"] + [
+            f"    {f.name}={values[f.name]!r},"
+            for f in fields
+            if f.name != "model" and values[f.name] != f.default
+        ]
+        call = "request_for(\n" + "\n".join(args) + "\n)"
+        imported = "SirayClient, request_for"
     if base_url:
         client = f"SirayClient(base_url={base_url!r})"
         comment = f"key from {API_KEY_ENV}"
     else:
         client, comment = "SirayClient()", f"key from {API_KEY_ENV}; none: the offline sandbox"
     return (
-        "from siray_widgets import ImageRequest, SirayClient\n"
+        f"from siray_widgets import {imported}\n"
         "\n"
         f"request = {call}\n"
         f"with {client} as client:  # {comment}\n"

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Generator, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._download import origin
 from ._widget_snippets import is_local_url
@@ -23,12 +23,19 @@ from .config import API_KEY_ENV, Secret, check_key, redact
 from .errors import (
     AuthenticationError,
     ConfigurationError,
+    ParticipantPausedError,
+    QuotaExceededError,
     SirayError,
     TaskFailedError,
+    TokenExpiredError,
     ValidationError,
+    WorkshopError,
 )
-from .schema import ImageRequest
+from .schema import AnyRequest
 from .task import IMAGES_PER_TASK, Task, TaskStatus
+
+if TYPE_CHECKING:
+    from .session import Reservation
 
 #: Where a run is in its life. "starting": the create call has not answered yet.
 RunState = Literal["starting", "running", "success", "failure", "cancelled", "error"]
@@ -50,12 +57,12 @@ class Generation:
     does.
     """
 
-    def __init__(self, request: ImageRequest, *, seed_random: bool = False) -> None:
+    def __init__(self, request: AnyRequest, *, seed_random: bool = False) -> None:
         #: A short id, unique in this process (the front end names runs by it).
         self.id: str = f"run-{next(_run_ids)}"
         #: The request as sent (a snapshot: later changes to the widget do not touch it).
         #: Its seed is always concrete: the widget draws one when the seed box says random.
-        self.request: ImageRequest = request
+        self.request: AnyRequest = request
         #: Whether :attr:`seed` was drawn for this run (the seed box said "random").
         self.seed_random: bool = seed_random
         #: The exact body text sent.
@@ -79,6 +86,8 @@ class Generation:
         #: Where the run's API is (set once its client exists): which images the kernel
         #: may fetch for the page depends on it (see :meth:`local_images`).
         self.api_base_url: str | None = None
+        #: The run's estimated cost, held in the session until its task exists or not.
+        self._charge: Reservation | None = None
 
     # -- reading --
 
@@ -95,9 +104,11 @@ class Generation:
         return TaskStatus.FAILURE.value if self.state == "failure" else ""
 
     @property
-    def seed(self) -> int:
-        """The seed this run sent (-1 only for a request made with an explicit -1)."""
-        return self.request.seed
+    def seed(self) -> int | None:
+        """The seed this run sent (-1 only for a request made with an explicit -1; None for a
+        model without a seed field, or with its seed left unset)."""
+        seed = self.request.to_dict().get("seed")
+        return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
     @property
     def progress(self) -> int:
@@ -131,7 +142,7 @@ class Generation:
 
     def to_json(self) -> dict[str, Any]:
         """The run as the widget's ``tasks`` trait holds it (times in epoch milliseconds)."""
-        return {
+        run: dict[str, Any] = {
             "id": self.id,
             "task_id": self.task_id or "",
             "state": self.state,
@@ -146,6 +157,9 @@ class Generation:
             "seed": self.seed,
             "seed_random": self.seed_random,
         }
+        if run["seed"] is None:  # nothing to show or reuse
+            del run["seed"], run["seed_random"]
+        return run
 
     def __repr__(self) -> str:
         parts = [f"id={self.id!r}", f"state={self.state!r}"]
@@ -260,7 +274,9 @@ def describe_error(
     def said(text: str) -> str:
         return redact(text, secret)
 
-    if isinstance(exc, AuthenticationError):
+    if isinstance(exc, WorkshopError):
+        text = _workshop_words(exc, said(exc.server_message))
+    elif isinstance(exc, AuthenticationError):
         detail = f"HTTP {exc.status_code or 401}: {said(exc.server_message)}"
         if secret is None:
             where = f"The server at {base_url}" if base_url else "The API"
@@ -293,6 +309,27 @@ def describe_error(
             "please report it with the steps that led here."
         )
     return text
+
+
+def _workshop_words(exc: WorkshopError, server: str) -> str:
+    """What a workshop participant reads when the class proxy refuses a run."""
+    said = server.rstrip(". ")
+    if isinstance(exc, QuotaExceededError):
+        return (
+            f"Your workshop allowance is used up ({said}): ask the instructor to top it up. "
+            "Nothing was sent."
+        )
+    if isinstance(exc, ParticipantPausedError):
+        return (
+            "The instructor has paused new tasks for you (runs already going finish). Wait "
+            "until the class resumes, then press Generate again."
+        )
+    if isinstance(exc, TokenExpiredError):
+        return (
+            "Your workshop token has expired: ask the instructor for a new one and paste it in "
+            "the API key field."
+        )
+    return f"The workshop proxy refused the run ({said}). {exc.hint}"
 
 
 # Words in a fail_reason that say the request itself was the problem (moderation), or that

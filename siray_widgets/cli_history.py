@@ -1,4 +1,5 @@
-"""``siray-widgets history``: list, show, export, html, purge and retry recorded runs.
+"""``siray-widgets history``: list, show, export, html, purge and retry recorded runs, and
+the spend ledger (``history ledger``: tasks and estimated cost per day and model).
 
 Also :func:`record`, the command line's way to record a run (``generate`` uses it), which
 never fails the command: without a usable store it hands back an observer that does nothing.
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cli import EXIT_OK, EXIT_USAGE, CommandError, Subparsers
+from .cli import EXIT_OK, EXIT_USAGE, CommandError, Subparsers, terminal_safe
 
 if TYPE_CHECKING:
     from .history import History
@@ -125,6 +126,21 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     retry = commands.add_parser("retry", help="download again the images a run could not keep")
     _filters(retry)
     retry.set_defaults(run=_retry)
+
+    ledger = commands.add_parser(
+        "ledger",
+        help="tasks sent and their estimated cost, per day and model",
+        description=(
+            "The spend ledger: every task sent (widget, scripts, this command, sweeps), counted "
+            "per day and model when it is created, with the cost estimated from Siray's price "
+            "list (siray-widgets models). Tasks whose price was unknown are counted apart."
+        ),
+    )
+    ledger.add_argument("--since", metavar="DAY", help="from this day or age (2026-11-01, 7d)")
+    ledger.add_argument("--until", metavar="DAY", help="up to this day (inclusive)")
+    ledger.add_argument("--model", metavar="NAME", help="one model only")
+    ledger.add_argument("--json", action="store_true", help="rows and the total as JSON")
+    ledger.set_defaults(run=_ledger)
     parser.set_defaults(run=lambda args: _help(parser))
 
 
@@ -424,3 +440,61 @@ def _retry(args: argparse.Namespace) -> int:
         print(f"{run.task_id}: {detail}")
     print(f"{len(futures) - failed} of {len(futures)} run(s) now have every image kept")
     return EXIT_OK if not failed else 1
+
+
+def _ledger_day(text: str | None) -> str | None:
+    """A --since/--until value as a day (``YYYY-MM-DD``): a date, ``today``, or an age."""
+    import datetime as dt
+
+    from .store import parse_when
+
+    if text is None:
+        return None
+    try:
+        when = parse_when(text)
+    except (ValueError, TypeError) as exc:
+        raise CommandError(f"{text!r}: {exc}", EXIT_USAGE) from None
+    assert when is not None
+    return dt.date.fromtimestamp(when).isoformat()
+
+
+def _money(cost: float, priced: int) -> str:
+    from decimal import Decimal
+
+    from .registry import format_money
+
+    if not priced:
+        return "price unknown"
+    return format_money(Decimal(f"{cost:.6f}").normalize())  # float sums: 0.15000000000000002
+
+
+def _ledger(args: argparse.Namespace) -> int:
+    history = _history(args)
+    since, until = _ledger_day(args.since), _ledger_day(args.until)
+    try:
+        rows = history.store.ledger.rows(since, until, args.model)
+        total = history.store.ledger.total(since, until, args.model)
+    except ValueError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+    if args.json:
+        document = {
+            "rows": [
+                {**row.to_json(), "cost_text": _money(row.cost, row.priced_tasks)} for row in rows
+            ],
+            "total": {**total.to_json(), "cost_text": _money(total.cost, total.priced_tasks)},
+        }
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    table = [("DAY", "MODEL", "TASKS", "ESTIMATED")]
+    for row in [*rows, total]:
+        cost = _money(row.cost, row.priced_tasks)
+        if row.priced_tasks and row.unpriced_tasks:
+            cost += f" (+{row.unpriced_tasks} without a price)"
+        day = "total" if row is total else row.day
+        model = "" if row is total else terminal_safe(row.model)
+        table.append((day, model, str(row.tasks), cost))
+    widths = [max(len(line[i]) for line in table) for i in range(3)]
+    for day, model, tasks, cost in table:
+        print(f"{day:<{widths[0]}}  {model:<{widths[1]}}  {tasks:>{widths[2]}}  {cost}".rstrip())
+    print(f"spend ledger of {history.home}", file=sys.stderr)
+    return EXIT_OK

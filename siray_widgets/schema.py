@@ -628,8 +628,8 @@ class ModelSchema:
 
     def request(self, prompt: str | None = None, /, **values: Any) -> AnyRequest:
         """A validated request for this model (an :class:`ImageRequest` for niji 7)."""
-        if self.builtin:
-            return ImageRequest(prompt, **values)
+        if self.builtin:  # ImageRequest's prompt is not positional-only: pass it once
+            return ImageRequest(**values) if prompt is None else ImageRequest(prompt, **values)
         return ModelRequest(self, prompt, **values)
 
     def from_body(self, body: Mapping[str, Any]) -> AnyRequest:

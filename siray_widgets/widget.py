@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import secrets
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
+from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 import anywidget
 import traitlets
@@ -41,13 +43,24 @@ from .config import (
     redact,
     without_userinfo,
 )
-from .errors import SirayError, TaskFailedError, ValidationError
-from .schema import FIELD_NAMES, FIELDS_BY_NAME, TASK_STATUSES, ImageRequest, schema_json
+from .errors import SirayError, TaskFailedError, ValidationError, WorkshopError
+from .schema import (
+    FIELD_NAMES,
+    FIELDS_BY_NAME,
+    NIJI7,
+    TASK_STATUSES,
+    AnyRequest,
+    Field,
+    ImageRequest,
+    ModelRequest,
+    ModelSchema,
+)
 from .suffix import parse_suffix
 from .task import Task
 
 if TYPE_CHECKING:  # the client (httpx, stamina) loads on the first Generate, off the loop
     from .client import AsyncSirayClient, PollSchedule
+    from .session import Reservation
 
 __all__ = ["Generation", "ImagineWidget"]
 
@@ -59,9 +72,8 @@ DEFAULT_PROMPT = "a paper lantern festival on a misty river at dusk, soft waterc
 #: How many finished runs the ``tasks`` trait keeps (it is saved with the notebook).
 MAX_RUNS = 12
 
-#: Traits the front end may write; everything else it sends is dropped.
-_WRITABLE: frozenset[str] = frozenset(FIELD_NAMES)
-_ACCEPTED_KWARGS: frozenset[str] = frozenset((*_WRITABLE, "api_key"))
+#: Largest integer a browser holds exactly (JavaScript's Number.MAX_SAFE_INTEGER).
+_MAX_SAFE = 2**53 - 1
 
 #: How the task panel names each status (NOT_START reads like a typo as "not start").
 STATUS_LABELS: dict[str, str] = {
@@ -95,10 +107,11 @@ class _Locked(traitlets.TraitType[G, S]):
 
 
 class _FieldTrait(_Locked[G, S]):
-    """A trait whose rule, default and help text come from the schema field of its name."""
+    """A trait whose rule, default and help text come from a schema field (niji 7's by name,
+    or another model's :class:`Field`)."""
 
-    def __init__(self, name: str, default: Any = None) -> None:
-        self.field = FIELDS_BY_NAME[name]
+    def __init__(self, field: str | Field, default: Any = None) -> None:
+        self.field = FIELDS_BY_NAME[field] if isinstance(field, str) else field
         super().__init__(
             default_value=self.field.default if default is None else default,
             help=self.field.description,
@@ -107,9 +120,36 @@ class _FieldTrait(_Locked[G, S]):
 
     def validate(self, obj: Any, value: Any) -> G:
         try:
-            return self.field.validate(value)  # type: ignore[no-any-return]
+            value = self.field.validate(value)
         except ValidationError as exc:
             raise traitlets.TraitError(str(exc)) from None
+        if isinstance(value, float) and value.is_integer() and abs(value) <= _MAX_SAFE:
+            value = int(value)  # 4.0 is sent as 4: the browser's preview cannot tell them apart
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _MAX_SAFE:
+            raise traitlets.TraitError(
+                f"{self.field.name}={value} is too large for the widget (a browser holds "
+                f"integers up to {_MAX_SAFE} exactly); send it with the client instead"
+            )
+        return value  # type: ignore[no-any-return]
+
+
+class _Absent:
+    """Where another model's widget has no field of niji 7's: reading or writing it says so."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        raise AttributeError(_no_field(obj._spec, self.name))
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        raise AttributeError(_no_field(obj._spec, self.name))
+
+
+def _no_field(spec: ModelSchema, name: str) -> str:
+    return f"{spec.model} has no field {name!r}; its fields: {', '.join(spec.field_names)}"
 
 
 class _WidgetRequest(ImageRequest):
@@ -128,8 +168,26 @@ class _WidgetRequest(ImageRequest):
             setattr(widget, name, getattr(self, name))
 
 
+class _WidgetModelRequest(ModelRequest):
+    """``w.request`` of another model: a ModelRequest whose assignments set the traits."""
+
+    __slots__ = ("_widget",)
+
+    _widget: ImagineWidget
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        widget = getattr(self, "_widget", None)
+        if widget is not None:
+            setattr(widget, widget._traits_of[name], self._values[name])
+
+
 class ImagineWidget(anywidget.AnyWidget):
     """The niji 7 image API as one widget: controls, live request JSON, tasks and images.
+
+    ``ImagineWidget(model="...")`` makes one for another text-to-image model of Siray's
+    registry: its fields come from the model's published schema (a trait each, named like
+    the field, or with ``_`` added where the widget already uses the name).
 
     >>> w = ImagineWidget(prompt="a fox in the snow", aspect_ratio="16:9")  # doctest: +SKIP
     >>> w  # doctest: +SKIP
@@ -138,6 +196,11 @@ class ImagineWidget(anywidget.AnyWidget):
 
     _esm = _STATIC / "widget.js"
     _css = _STATIC / "widget.css"
+
+    #: The model's fields (niji 7's hand-tuned table here; subclasses made per model).
+    _spec: ClassVar[ModelSchema] = NIJI7
+    #: Field name -> trait name.
+    _traits_of: ClassVar[Mapping[str, str]] = {name: name for name in FIELD_NAMES}
 
     # -- parameters (names, rules and defaults from the schema) --
     model: _FieldTrait[str, str] = _FieldTrait("model").tag(sync=True)
@@ -170,15 +233,40 @@ class ImagineWidget(anywidget.AnyWidget):
     #: Small ``data:`` thumbnails of the latest successful run's loopback images, by output
     #: URL: what a view without a kernel (a reopened notebook) shows, and the snapshot's.
     thumbnails = traitlets.Dict(read_only=True).tag(sync=True)
+    #: ``run``: the next run's estimated cost ("$0.05 per run", "price unknown"), ``unit``
+    #: (the price of one task as a decimal string, or None), ``session``: this process's
+    #: tasks and estimated spend (:mod:`siray_widgets.session`).
+    price = traitlets.Dict(read_only=True).tag(sync=True)
+    #: At a workshop proxy: ``text`` ("workshop: 14 of 20 left"), ``state`` (``ok``, ``low``,
+    #: ``spent``, ``paused``, ``expired``), ``remaining``, ``limit``; elsewhere ``{}``.
+    quota = traitlets.Dict(read_only=True).tag(sync=True)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> ImagineWidget:
+        model = kwargs.get("model")
+        if model is not None and model != cls._spec.model and cls._spec is NIJI7:
+            if not isinstance(model, str):
+                raise TypeError(f"model must be a model name (a str), not {type(model).__name__}")
+            from ._widget_models import find_model
+
+            keyless = kwargs.get("api_key") is None and not _env(API_KEY_ENV)
+            sandbox = keyless and not _env(BASE_URL_ENV)  # as _resolve() will say
+            try:
+                spec = find_model(model, sandbox=sandbox)
+            except SirayError as exc:  # unknown (close names suggested) or unsupported (why)
+                raise _trait_error(exc) from None
+            cls = _model_class(cls, spec)
+        widget: ImagineWidget = super().__new__(cls, *args, **kwargs)
+        return widget
 
     def __init__(
         self, prompt: str | None = None, /, *, api_key: str | Secret | None = None, **fields: Any
     ) -> None:
-        unknown = sorted(set(fields) - _ACCEPTED_KWARGS)
+        writable = set(self._traits_of.values())
+        unknown = sorted(set(fields) - writable - {"api_key"})
         if unknown:
             raise TypeError(
                 f"ImagineWidget() got an unexpected keyword argument {unknown[0]!r}; it takes "
-                f"the request fields ({', '.join(FIELD_NAMES)}) and api_key"
+                f"the request fields ({', '.join(self._traits_of.values())}) and api_key"
             )
         if prompt is not None:
             if "prompt" in fields:
@@ -197,10 +285,19 @@ class ImagineWidget(anywidget.AnyWidget):
         self._current: Generation | None = None
         self._asyncio_tasks: set[asyncio.Task[Any]] = set()  # strong references
         self._callbacks: list[FinishCallback] = []
-        self._request = _WidgetRequest(prompt=DEFAULT_PROMPT)
+        self._request: AnyRequest = (
+            _WidgetRequest(prompt=DEFAULT_PROMPT)
+            if self._spec.builtin
+            else _WidgetModelRequest(self._spec, **_initial_values(self._spec))
+        )
         self._snapshot_ids: list[str] = []  # display ids of the static snapshots shown
+        self._quota_problem = ""  # what a workshop proxy last refused for
         self._set_key(api_key, "python", refresh=False)
         self.set_trait("next_seed", _draw_seed())
+        self.observe(self._field_changed, names=list(self._traits_of.values()))
+        from .session import current as current_session
+
+        current_session().subscribe(self._refresh_price)
         super().__init__(**fields)
         object.__setattr__(self._request, "_widget", self)
         # Registered here, not as a method override: ipywidgets' own dispatcher stays intact.
@@ -218,11 +315,25 @@ class ImagineWidget(anywidget.AnyWidget):
 
     @traitlets.default("schema")
     def _default_schema(self) -> dict[str, Any]:
+        schema = self._spec.schema_json()
+        for field in schema["fields"]:
+            if self._traits_of[field["name"]] != field["name"]:  # renamed: "layout_"
+                field["trait"] = self._traits_of[field["name"]]
         return {
-            **schema_json(),
+            **schema,
             "task_statuses": list(TASK_STATUSES),
             "task_status_labels": dict(STATUS_LABELS),
         }
+
+    @traitlets.default("price")
+    def _default_price(self) -> dict[str, Any]:
+        from ._widget_models import price_texts
+
+        return price_texts(self._spec.model, sandbox=self._resolve()[1])
+
+    @traitlets.default("quota")
+    def _default_quota(self) -> dict[str, Any]:
+        return {}
 
     @traitlets.default("sandbox")
     def _default_sandbox(self) -> bool:
@@ -235,17 +346,28 @@ class ImagineWidget(anywidget.AnyWidget):
     # -- the request --
 
     @property
-    def request(self) -> ImageRequest:
+    def request(self) -> AnyRequest:
         """The request Generate would send; assigning to its fields moves the controls."""
         return self._request
 
     @request.setter
-    def request(self, value: ImageRequest | Mapping[str, Any]) -> None:
-        if not isinstance(value, ImageRequest):
-            value = ImageRequest(**value)
+    def request(self, value: AnyRequest | Mapping[str, Any]) -> None:
+        if isinstance(value, (ImageRequest, ModelRequest)):
+            if value.model != self._spec.model:
+                raise ValueError(
+                    f"that is a request for {value.model}; this widget sends {self._spec.model} "
+                    f"(make one with ImagineWidget(model={value.model!r}))"
+                )
+        else:
+            value = self._spec.request(**value)
         with self._lock, self.hold_trait_notifications():
-            for name in FIELD_NAMES:
-                setattr(self, name, getattr(value, name))
+            for name, trait in self._traits_of.items():
+                setattr(self, trait, getattr(value, name))
+
+    @property
+    def model_schema(self) -> ModelSchema:
+        """The fields of this widget's model (niji 7's table, or built from the registry)."""
+        return self._spec
 
     @contextmanager
     def hold_trait_notifications(self) -> Iterator[None]:
@@ -255,20 +377,31 @@ class ImagineWidget(anywidget.AnyWidget):
         with self.__dict__.get("_lock") or nullcontext(), super().hold_trait_notifications():
             yield
 
-    @traitlets.observe(*FIELD_NAMES)
     def _field_changed(self, change: Mapping[str, Any]) -> None:
-        ImageRequest.__setattr__(self._request, change["name"], change["new"])
+        request = self._request
+        if isinstance(request, ImageRequest):
+            ImageRequest.__setattr__(request, change["name"], change["new"])
+        else:
+            ModelRequest.__setattr__(request, self._fields_of[change["name"]], change["new"])
         self._refresh_request()
+
+    @property
+    def _fields_of(self) -> dict[str, str]:
+        """Trait name -> field name."""
+        return {trait: name for name, trait in self._traits_of.items()}
 
     def _refresh_request(self) -> None:
         with self._lock, self.hold_sync():
             self.set_trait("request_json", self._body().to_json())
             self.set_trait("snippets", self._snippets())
 
-    def _body(self) -> ImageRequest:
-        """The request exactly as Generate sends it: a random seed (-1) is replaced by the
-        seed drawn for the next run (``next_seed``), so every run knows the seed it used."""
+    def _body(self) -> AnyRequest:
+        """The request exactly as Generate sends it: for niji 7 a random seed (-1) is replaced
+        by the seed drawn for the next run (``next_seed``), so every run knows the seed it
+        used. Other models' requests go as they are (an unset seed: the API draws one)."""
         values = self._request.to_dict()
+        if not self._spec.builtin:
+            return ModelRequest(self._spec, **values)
         if values["seed"] == -1:
             values["seed"] = self.next_seed
         return ImageRequest(**values)
@@ -278,6 +411,15 @@ class ImagineWidget(anywidget.AnyWidget):
 
     def random_seed(self) -> int:
         """Set ``seed`` to a new random value in the schema's range and return it."""
+        if not self._spec.builtin:
+            field = self._spec.field("seed") if "seed" in self._spec else None
+            if field is None or field.type != "integer":
+                raise ValueError(f"{self._spec.model} has no integer seed field")
+            low = max(0, field.minimum or 0)
+            high = field.maximum if field.maximum is not None else 2**32 - 1
+            drawn = low + secrets.randbelow(max(1, min(high, _MAX_SAFE) - low + 1))
+            setattr(self, self._traits_of["seed"], drawn)
+            return drawn
         self.seed = _draw_seed()
         return self.seed
 
@@ -356,18 +498,87 @@ class ImagineWidget(anywidget.AnyWidget):
     def _refresh_connection(self) -> None:
         """Recompute what depends on the key and base URL (the environment's included: it
         can change after the widget is made; this runs on each Generate and display)."""
-        _, sandbox, source = self._resolve()
+        secret, sandbox, source = self._resolve()
+        where = (_fingerprint(secret), self._base_url or _env(BASE_URL_ENV) or None)
         with self._lock, self.hold_sync():
             self.set_trait("sandbox", sandbox)
             self.set_trait("key_source", source)
             self.set_trait("snippets", self._snippets())
+            if where != getattr(self, "_quota_where", where):  # another token or server
+                self._quota_problem = ""
+                self.set_trait("quota", {})
+            self._quota_where = where
+        self._refresh_price()
+
+    # -- prices and the workshop quota --
+
+    def _refresh_price(self) -> None:
+        """Recompute the ``price`` trait (also called by the session after any run)."""
+        from ._widget_models import price_texts
+
+        with self._lock:
+            self.set_trait("price", price_texts(self._spec.model, sandbox=self.sandbox))
+
+    def _show_quota(self, quota: Any, problem: str | None = None) -> None:
+        """Show what a workshop proxy said (``problem``: what it last refused for)."""
+        from ._widget_models import quota_state
+
+        with self._lock:
+            if problem is not None:
+                self._quota_problem = problem
+            if quota is None and not self._quota_problem and not self.quota:
+                return
+            self.set_trait("quota", quota_state(quota, self._quota_problem))
+
+    def _refresh_quota_soon(self) -> None:
+        """Ask a workshop proxy for the quota in the background (on display). Only where a
+        base URL is set (a proxy always is one): the public API is never asked."""
+        secret, sandbox, _ = self._resolve()
+        if sandbox or secret is None or self.comm is None or not self._public_base_url():
+            return
+        self._spawn(self._ask_quota(secret, self._base_url), "quota")
+
+    async def _ask_quota(self, secret: Secret, base_url: str | None) -> None:
+        client: AsyncSirayClient | None = None
+        try:
+            client = await _open_client(secret, base_url, None)
+            quota = await client.refresh_quota()
+        except WorkshopError as exc:
+            self._show_quota(None, _workshop_problem(exc))
+        except Exception:  # the header line is a nicety; Generate says what is wrong
+            return
+        else:
+            if quota is not None:
+                self._show_quota(quota, "" if not quota.paused else None)
+        finally:
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+
+    def _reserve(self, sandbox: bool) -> Reservation:
+        """Reserve the next run's estimated cost in this process's session (free in the
+        sandbox); raises SessionBudgetError, shown in ``error``, past the session's cap."""
+        from ._widget_models import unit_price
+        from .session import SessionBudgetError
+        from .session import current as current_session
+
+        try:
+            price = Decimal(0) if sandbox else unit_price(self._spec.model, sandbox=False)
+        except Exception:  # a registry that cannot be read (a bad SIRAY_GATEWAY_URL): unknown
+            price = None
+        try:
+            return current_session().reserve(self._spec.model, 1, price)
+        except SessionBudgetError as exc:
+            self.set_trait("error", f"Not sent: {exc}.")
+            raise
 
     # -- front end writes --
 
     def set_state(self, sync_data: dict[str, Any]) -> None:
         """Apply the front end's changes to writable traits; resync anything refused."""
-        accepted = {k: v for k, v in sync_data.items() if k in _WRITABLE}
-        refused = [k for k in sync_data if k not in _WRITABLE]
+        writable = self._fields_of
+        accepted = {k: v for k, v in sync_data.items() if k in writable}
+        refused = [k for k in sync_data if k not in writable]
         # Under the lock: a refused value rolls back every trait changed during the hold,
         # and a run on another thread must not have its progress rolled back with it.
         with self._lock:
@@ -434,7 +645,7 @@ class ImagineWidget(anywidget.AnyWidget):
             if isinstance(body, str) and body != self.request_json:
                 # What is shown is what is sent: a change the kernel refused, or a change
                 # made in Python that the page has not shown yet.
-                self.send_state([*FIELD_NAMES, "request_json"])
+                self.send_state([*self._traits_of.values(), "request_json"])
                 message = (
                     "The request shown was not the kernel's current request (a change had not "
                     "arrived yet); check the values and press Generate again."
@@ -453,6 +664,8 @@ class ImagineWidget(anywidget.AnyWidget):
         read changes nothing: the reply carries the parser's message."""
         if not isinstance(text, str):
             raise TypeError("read-prompt needs the prompt's text")
+        if not self._spec.suffix:
+            raise ValueError(f"{self._spec.model} does not read Midjourney suffixes")
         try:
             prompt, fields = parse_suffix(text)
             with self._lock:
@@ -480,7 +693,7 @@ class ImagineWidget(anywidget.AnyWidget):
             old = next((g for g in self._runs if g.id == run), None)
         if old is None:
             raise ValueError("that run is no longer listed; press Generate instead")
-        generation = self._start(ImageRequest(**old.request.to_dict()), seed_random=old.seed_random)
+        generation = self._start(old.request.replace(), seed_random=old.seed_random)
         return {"run": generation.id}
 
     # -- runs --
@@ -496,20 +709,27 @@ class ImagineWidget(anywidget.AnyWidget):
         """
         with self._lock:
             self._refresh_connection()  # the environment may have changed since
-            drawn = self.seed == -1
+            drawn = self._spec.builtin and self.seed == -1
             generation = self._start(self._body(), seed_random=drawn)
             if drawn:
                 self.set_trait("next_seed", _draw_seed())
                 self._refresh_request()
         return generation
 
-    def _start(self, request: ImageRequest, *, seed_random: bool) -> Generation:
-        """Record a run of ``request`` (sent as is) and follow its task in the background."""
+    def _start(self, request: AnyRequest, *, seed_random: bool) -> Generation:
+        """Record a run of ``request`` (sent as is) and follow its task in the background.
+
+        Its estimated cost is reserved in this process's session first (a session cap that
+        it would pass raises :class:`~siray_widgets.session.SessionBudgetError`, and nothing
+        is sent); it counts once the task exists.
+        """
         if self.comm is None:
             raise RuntimeError("this widget is closed; create a new ImagineWidget")
         with self._lock:
+            secret, sandbox, _ = self._resolve()
+            charge = self._reserve(sandbox)
             generation = Generation(request, seed_random=seed_random)
-            secret, _, _ = self._resolve()
+            generation._charge = charge
             base_url, poll = self._base_url, self.poll
             self._runs.append(generation)
             self._prune()
@@ -566,7 +786,12 @@ class ImagineWidget(anywidget.AnyWidget):
             if client.sandbox != self.sandbox:
                 with self._lock:
                     self.set_trait("sandbox", client.sandbox)
-            task_id = await client.submit(generation.request)
+            try:
+                task_id = await client.submit(generation.request)
+            except WorkshopError as exc:  # quota spent, paused, token expired: in the header
+                self._show_quota(client.quota, _workshop_problem(exc))
+                raise
+            self._show_quota(client.quota, "")  # a workshop proxy says what is left
             with self._lock:
                 generation.task_id = task_id
                 generation.state = "running"
@@ -594,6 +819,7 @@ class ImagineWidget(anywidget.AnyWidget):
             outcome = exc
         finally:
             if client is not None:
+                self._show_quota(client.quota)
                 try:
                     await client.aclose()
                 except Exception as exc:  # closing a pool is not worth a failed run
@@ -628,6 +854,12 @@ class ImagineWidget(anywidget.AnyWidget):
                 return
             generation.finished_at = time.time()
             self._publish(generation)
+        charge = generation._charge
+        if charge is not None:  # counted once a task exists; given back when none was made
+            if generation.task_id:
+                charge.commit()
+            else:
+                charge.release()
         self._update_snapshots()
         generation._settle(outcome)
         for callback in list(self._callbacks):
@@ -802,11 +1034,14 @@ class ImagineWidget(anywidget.AnyWidget):
     def __repr__(self) -> str:
         if not hasattr(self, "_request"):
             return f"<{type(self).__name__} (not initialised)>"
+        values = self._request.to_dict()
         changed = [
-            f"{name}={getattr(self._request, name)!r}"
-            for name in FIELD_NAMES
-            if getattr(self._request, name) != FIELDS_BY_NAME[name].default
+            f"{self._traits_of[f.name]}={values[f.name]!r}"
+            for f in self._spec.fields
+            if values[f.name] != f.default
         ]
+        if not self._spec.builtin:
+            changed.insert(0, f"model={self._spec.model!r}")
         state = [f"sandbox={self._resolve()[1]}"]
         if self.task_id:
             state.append(f"task_id={self.task_id!r}")
@@ -820,8 +1055,29 @@ class ImagineWidget(anywidget.AnyWidget):
             return None
         data, metadata = bundle
         self._refresh_connection()  # shown now: say where requests go now
+        self._refresh_registry_soon()  # prices change: read them again, off the kernel
+        self._refresh_quota_soon()  # at a workshop proxy: what is left
         data["text/html"] = self._snapshot_bundle()["text/html"]
         return data, metadata
+
+    def _refresh_registry_soon(self) -> None:
+        """Load the model registry in the background once per process (the cache, or the
+        gateway when the cache is a day old), then show its price."""
+        global _registry_loading
+        with _registry_lock:
+            if _registry_loading:
+                return
+            _registry_loading = True
+        self._spawn(self._load_registry(), "registry")
+
+    async def _load_registry(self) -> None:
+        from . import registry
+
+        # A registry fetched or chosen in this process (registry.use(), a file) stays.
+        if registry.current().source in ("cache", "stale cache", "snapshot"):
+            with contextlib.suppress(Exception):  # offline: the cache or the snapshot answers
+                await registry.aload()
+        self._refresh_price()
 
     def _ipython_display_(self, **kwargs: Any) -> None:
         """Show the live view and, beside it, the static snapshot under a display id.
@@ -887,6 +1143,93 @@ def _shown(value: Any) -> str:
     ):
         return f"“{value}”"
     return str(value)
+
+
+#: Whether this process has started loading the model registry for the widgets' prices.
+_registry_loading = False
+_registry_lock = threading.Lock()
+
+
+def _env(name: str) -> str:
+    return os.environ.get(name, "").strip()
+
+
+def _fingerprint(secret: Secret | None) -> str | None:
+    """A key's short digest, only to notice that the key changed (never shown or synced)."""
+    if secret is None:
+        return None
+    return hashlib.sha256(secret.reveal().encode()).hexdigest()[:16]
+
+
+def _trait_error(exc: SirayError) -> SirayError:
+    """``exc`` (an unknown or unsupported model) as a TraitError too, as every value the
+    widget refuses at construction is; ``except UnknownModelError`` still catches it."""
+    kind = type(exc)
+    both = _TRAIT_ERRORS.get(kind)
+    if both is None:
+        both = _TRAIT_ERRORS[kind] = type(kind.__name__, (kind, traitlets.TraitError), {})
+    made: SirayError = both.__new__(both)
+    made.__dict__.update(exc.__dict__)
+    made.args = exc.args
+    return made
+
+
+_TRAIT_ERRORS: dict[type[SirayError], type[SirayError]] = {}
+
+
+def _workshop_problem(exc: WorkshopError) -> str:
+    from .errors import ParticipantPausedError, QuotaExceededError, TokenExpiredError
+
+    if isinstance(exc, TokenExpiredError):
+        return "expired"
+    if isinstance(exc, ParticipantPausedError):
+        return "paused"
+    if isinstance(exc, QuotaExceededError):
+        return "spent"
+    return ""
+
+
+def _initial_values(spec: ModelSchema) -> dict[str, Any]:
+    """Another model's first values: its defaults, and something worth drawing as the prompt."""
+    values = spec.defaults()
+    if "prompt" in spec:
+        # A prompt rule the default does not meet (a short maxLength): left as published.
+        with contextlib.suppress(ValidationError):
+            values["prompt"] = spec.field("prompt").validate(DEFAULT_PROMPT)
+    return values
+
+
+_classes: dict[tuple[type[ImagineWidget], ModelSchema], type[ImagineWidget]] = {}
+_classes_lock = threading.Lock()
+
+
+def _model_class(base: type[ImagineWidget], spec: ModelSchema) -> type[ImagineWidget]:
+    """The widget class of another model: a trait per field of ``spec`` (validated by it),
+    and niji 7's own fields taken away. Made once per model schema."""
+    with _classes_lock:
+        made = _classes.get((base, spec))
+        if made is not None:
+            return made
+        from ._widget_models import trait_names
+
+        taken = frozenset(name for name in dir(base) if name not in FIELD_NAMES)
+        names = trait_names(spec, taken)
+        initial = _initial_values(spec)
+        attrs: dict[str, Any] = {
+            "__module__": base.__module__,
+            "__qualname__": base.__qualname__,
+            "__doc__": base.__doc__,
+            "_spec": spec,
+            "_traits_of": names,
+        }
+        for name in FIELD_NAMES:
+            attrs[name] = _Absent()
+        for field in spec.fields:
+            default = initial[field.name]
+            attrs[names[field.name]] = _FieldTrait[Any, Any](field, default).tag(sync=True)
+        made = cast("type[ImagineWidget]", type(base.__name__, (base,), attrs))
+        _classes[(base, spec)] = made
+        return made
 
 
 def _draw_seed() -> int:

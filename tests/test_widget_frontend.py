@@ -12,6 +12,7 @@ import random
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,12 @@ STATIC = ROOT / "siray_widgets" / "static"
 DRIVER = """
 import { bodyText, isLocalUrl, isValid, safeUrl, sending } from "./body.mjs";
 import { readFileSync } from "node:fs";
-const { fields, bodies, checks, urls } = JSON.parse(readFileSync(0, "utf8"));
+const { fields, bodies, checks, urls, builtin } = JSON.parse(readFileSync(0, "utf8"));
 const byName = Object.fromEntries(fields.map((f) => [f.name, f]));
 process.stdout.write(JSON.stringify({
-  bodies: bodies.map((values) => bodyText(fields, sending((name) => values[name]))),
+  bodies: bodies.map((v) => bodyText(fields, sending((name) => v[name], builtin ?? true))),
   checks: checks.map(([name, value]) => isValid(byName[name], value)),
+  sent: checks.map(([, value]) => JSON.stringify(value)),
   urls: urls.map(safeUrl),
   local: urls.map(isLocalUrl),
 }));
@@ -220,7 +222,8 @@ def _top_level_selectors(css: str) -> list[str]:
 def test_bundle_is_built_small_and_scoped() -> None:
     js = (STATIC / "widget.js").read_bytes()
     css = (STATIC / "widget.css").read_text()
-    assert len(js) + len(css.encode()) <= 30 * 1024, "bundle budget is 30 KB minified"
+    assert len(js) <= 30 * 1024, "widget.js budget: 30 KB minified"
+    assert len(css.encode()) <= 8 * 1024, "widget.css budget: 8 KB minified"
     # No global class names: every rule is nested in the widget root, except the one that
     # hides the widget's own static snapshot (docs/widget-contract.md, "Snapshot").
     for source in ((ROOT / "js" / "widget.css").read_text(), css):
@@ -235,3 +238,144 @@ def test_front_end_never_parses_strings_as_html() -> None:
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
         assert sink not in code, f"the bundle uses {sink}"
     assert "textContent" in code
+
+
+# --- models other than niji 7: fields generated from a published schema ---------------------
+
+EDGE = "acme/edge-cases-t2i"
+#: Every rule a published schema can carry, and two names the widget already uses.
+EDGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["model", "prompt", "style"],
+    "properties": {
+        "model": {"type": "string", "enum": [EDGE]},
+        "prompt": {"type": "string", "minLength": 3, "maxLength": 120},
+        "free": {"type": "number"},
+        "cfg": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 20},
+        "strength": {"type": "number", "minimum": 0, "maximum": 1, "multipleOf": 0.1},
+        "steps": {"type": "integer", "minimum": 2, "maximum": 64, "multipleOf": 2},
+        "upscale": {"type": "integer", "enum": [1, 2, 4]},
+        "ratio": {"type": "number", "enum": [0.5, 1, 1.5]},
+        "style": {"type": "string", "enum": ["ink", "oil"]},
+        "layout": {"type": "string", "maxLength": 5},
+        "status": {"type": "boolean"},
+        "seed": {"type": "integer", "minimum": -1},
+    },
+}
+FLOATS = [
+    0.1, 0.2, 0.30000000000000004, 2.5, -0.5, 1e-05, 0.0001, 1.5e-07, 123456.789,
+    1e15 + 0.5, 1e16, 1.5e16, 9007199254740994.0, 1e21, 1.7976931348623157e308, 3.0, -0.0,
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def edge_registry() -> Iterator[Any]:
+    """The fixture registry plus the edge-case model, as the widget's registry."""
+    from fixtures.registry_fixtures import entry, fixture_payload
+
+    from siray_widgets import registry
+
+    payload = fixture_payload()
+    payload["data"].append(entry(EDGE, EDGE_SCHEMA, out_price="0.0125"))
+    before = registry._current
+    found = registry.use(registry.parse_registry(payload, source="file"))
+    yield found
+    registry._current = before
+
+
+def _valid_value(f: Any, rng: random.Random) -> Any:
+    """A random value ``f`` accepts (None where it may be left unset)."""
+    if f.allow_unset and rng.random() < 0.15:
+        return None
+    if f.enum is not None:
+        return rng.choice(f.enum)
+    if f.type == "boolean":
+        return rng.random() < 0.5
+    if f.type == "string":
+        text = _random_text(rng)
+        if f.required and not text.strip():
+            text = "p" + text
+        if f.min_length and 0 < len(text) < f.min_length:
+            text = text.ljust(f.min_length, "x")
+        return text[: f.max_length] if f.max_length is not None else text
+    for _ in range(200):
+        if f.multiple_of is not None:
+            from decimal import Decimal
+
+            k = rng.randint(-50, 50)
+            value: Any = k * f.multiple_of
+            if f.type == "number":
+                value = float(Decimal(k) * Decimal(repr(f.multiple_of)))
+        elif f.type == "integer":
+            low = f.minimum if f.minimum is not None else -(2**40)
+            high = f.maximum if f.maximum is not None else 2**40
+            value = rng.randint(low, high)
+        else:
+            value = rng.choice([*FLOATS, rng.uniform(-1e3, 1e3), rng.uniform(0, 20)])
+        try:
+            return f.validate(value)
+        except ValidationError:
+            continue
+    raise AssertionError(f"no value found for {f.name}")
+
+
+CHECK_VALUES: list[Any] = [
+    None, True, False, "x", "", "ink", "  ", "abcdef", 0, -1, 1, 2, 3, 4, 20, 64, 66,
+    2**53 - 1, 2**53, 2**53 + 2, -(2**53), *FLOATS, 0.5, 1.5, 0.3, 0.7, 19.999, 20.0,
+    1e-300,
+]  # fmt: skip
+
+
+def test_preview_rules_match_python_for_generated_models(
+    node_rules: Any, edge_registry: Any, make_widget: Any
+) -> None:
+    """Every supported model of the fixture registry, and one with every rule a schema can
+    carry: the browser's preview is byte-equal to Python's body, and the browser accepts
+    exactly what the kernel accepts."""
+    import traitlets
+    from fixtures.registry_fixtures import NIJI, TEXT_TO_IMAGE
+
+    rng = random.Random(12)
+    models = [m for m in TEXT_TO_IMAGE if m != NIJI] + [EDGE]
+    covered: set[str] = set()
+    for model in models:
+        w = make_widget(model=model)
+        spec = w.model_schema
+        schema = w.schema
+        assert schema["builtin"] is False
+        assert schema["suffix"] is False
+        cases, expected = [], []
+        for _ in range(150):
+            values = {f.name: _valid_value(f, rng) for f in spec.fields}
+            w.request = values
+            state = {t: getattr(w, t) for t in w._traits_of.values()}
+            cases.append({**state, "next_seed": 77})
+            expected.append(w.request_json)
+        checks = [(f.name, v) for f in spec.fields for v in CHECK_VALUES]
+        result = node_rules(
+            {"fields": schema["fields"], "bodies": cases, "checks": checks, "urls": [],
+             "builtin": False}
+        )  # fmt: skip
+        for shown, body, values in zip(result["bodies"], expected, cases, strict=True):
+            assert shown == body, values  # byte for byte, floats and unset fields included
+        by_name = {f.name: w._traits_of[f.name] for f in spec.fields}
+        for (name, value), accepted, sent in zip(
+            checks, result["checks"], result["sent"], strict=True
+        ):
+            trait = w.traits()[by_name[name]]
+            try:
+                trait.validate(w, json.loads(sent))  # what the page would send
+                python = True
+            except traitlets.TraitError:
+                python = False
+            assert accepted == python, (model, name, value, sent)
+        covered |= {f["control"] for f in schema["fields"]}
+        if model == EDGE:
+            assert any('"free": 1e-05' in body for body in expected)
+            assert any('"layout"' in body for body in expected)
+            assert [f.get("trait") for f in schema["fields"] if "trait" in f] == [
+                "layout_", "status_"
+            ]  # fmt: skip
+            bodies_unset = [json.loads(b) for b in expected]
+            assert any("seed" not in b for b in bodies_unset)  # unset: left out
+    assert covered == {"checkbox", "choice", "slider", "number", "text", "textarea"}

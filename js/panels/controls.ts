@@ -3,6 +3,7 @@
  * one fieldset, disabled at once when the view loses its kernel.
  */
 
+import { key } from "../body";
 import type { Ctx } from "../context";
 import { btn, h, listen, SHORTCUT, swapLabel } from "../dom";
 import { fieldView } from "./fields";
@@ -13,7 +14,7 @@ export const controlsPanel: Panel = {
   mount(ctx: Ctx): HTMLElement {
     const views = ctx.fields.map((f) => {
       const view = fieldView(ctx, f);
-      ctx.on(`change:${f.name}`, () => {
+      ctx.on(`change:${key(f)}`, () => {
         view.sync();
         ctx.emit("request");
       });
@@ -54,6 +55,12 @@ export const controlsPanel: Panel = {
     const label = swapLabel("Generate", "Starting…");
     const button = btn({ cls: "primary", "data-role": "generate" }, label.el, h("kbd", {}, SHORTCUT));
     const why = h("span", { cls: "muted why", "data-role": "pending", role: "status" });
+    const price = h("span", { cls: "muted price", "data-role": "price", title: "Estimated from Siray's price list" });
+    const showPrice = (): void => {
+      price.textContent = ctx.get("price")?.run ?? "";
+    };
+    ctx.on("change:price", showPrice);
+    showPrice();
     let pending = false;
 
     const update = (): void => {
@@ -108,7 +115,7 @@ export const controlsPanel: Panel = {
         h("summary", {}, "API key"),
         h("div", { cls: "row" }, keyInput, keyUse, keyForget),
       ),
-      h("div", { cls: "actions" }, button, why),
+      h("div", { cls: "actions" }, button, price, why),
     );
     ctx.sub("link", () => {
       fieldset.disabled = ctx.gone;

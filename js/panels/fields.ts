@@ -3,7 +3,7 @@
  * label is written here). Every field shows its description at all times, beside its label:
  * nothing appears or disappears when focus moves, so controls never jump under the pointer.
  */
-import { type Field, isValid, wellFormed } from "../body";
+import { type Field, isValid, key, type Value, wellFormed } from "../body";
 import type { Ctx } from "../context";
 import { type Attrs, btn, h, type Kid, listen } from "../dom";
 
@@ -21,14 +21,21 @@ const SUFFIX = /(^|\s)(--|[\u2014\u2013])[A-Za-z]|::/;
 /** A flag being typed ("a fox --"): not sent as prompt text before it is finished. */
 const STARTING = /(^|\s)(--?|[\u2014\u2013])$/;
 const int10 = (text: string): number => (/^-?\d+$/.test(text) ? Number(text) : Number.NaN);
+/** A decimal number as typed ("2.5", "-1e3"); anything else is NaN. */
+const real = (text: string): number => (/^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(text) ? Number(text) : Number.NaN);
 
+/** Controls from each field's rule: enum -> choice, bounded number -> slider, other numbers ->
+ * a number box, boolean -> checkbox, text -> text box. niji 7's seed has its own control. */
 export function fieldView(ctx: Ctx, f: Field): FieldView {
   if (f.type === "boolean") return checkbox(ctx, f);
-  if (f.type === "integer") return f.name === "seed" ? seed(ctx, f) : slider(ctx, f);
-  if (f.enum && f.enum.length > 1 && (f.enum.length <= 4 || f.enum.every((v) => RATIO.test(v))))
-    return radios(ctx, f, f.enum);
-  if (f.enum) return select(ctx, f, f.enum);
-  return text(ctx, f);
+  const options = f.enum;
+  if (options) {
+    const wide = options.length <= 4 || options.every((v) => RATIO.test(String(v)));
+    return options.length > 1 && wide ? radios(ctx, f, options) : select(ctx, f, options);
+  }
+  if (f.type === "string") return text(ctx, f);
+  if (f.name === "seed" && ctx.schema.builtin !== false) return seed(ctx, f);
+  return slider(ctx, f, f.minimum !== null && f.maximum !== null);
 }
 
 /** The field's frame: label and description on one line, the controls, a hint line. */
@@ -62,42 +69,72 @@ function frame(ctx: Ctx, f: Field, label: HTMLElement, ...controls: Kid[]) {
 const bad = (f: Field): string => `${f.label} needs ${f.allowed}.`;
 const labelFor = (f: Field, id: string): HTMLLabelElement => h("label", { cls: "label", for: id }, f.label);
 
-/** An integer box: typed text is checked with the schema before it reaches the model, and a
+/** A number box: typed text is checked with the schema before it reaches the model, and a
  * refused value stays on screen, marked, until it is fixed (never cut to an accepted prefix). */
 function numberBox(
   ctx: Ctx,
   f: Field,
   attrs: Attrs,
-  parse: (text: string) => number,
+  parse: (text: string) => number | null,
   mark: () => (input: HTMLElement, message: string | null) => void,
 ): HTMLInputElement {
-  const box = h("input", { type: "number", min: f.minimum, max: f.maximum, step: 1, inputmode: "numeric", ...attrs });
+  const int = f.type === "integer";
+  const box = h("input", {
+    type: "number",
+    min: f.minimum,
+    max: f.maximum,
+    step: f.multiple_of ?? (int ? 1 : "any"),
+    inputmode: int ? "numeric" : "decimal",
+    ...attrs,
+  });
   listen(box, "input", () => {
     const value = parse(box.value.trim());
     const ok = isValid(f, value);
     mark()(box, ok ? null : bad(f));
-    if (ok && value !== ctx.get(f.name)) ctx.commit(f.name, value);
+    if (ok && value !== ctx.get(key(f))) ctx.commit(key(f), value);
   });
   return box;
 }
 
-function slider(ctx: Ctx, f: Field): FieldView {
+/** A slider with its number box (bounded numbers), or the number box alone. A field that may be
+ * left unset (its box empty: not sent) shows the slider dimmed until a value is picked. */
+function slider(ctx: Ctx, f: Field, ranged: boolean): FieldView {
   const id = ctx.id(f.name);
-  const range = h("input", { type: "range", id, min: f.minimum, max: f.maximum, step: 1 });
+  const parse = f.type === "integer" ? int10 : real;
+  const unset = f.allow_unset ? "not set" : null;
+  const range = ranged
+    ? h("input", {
+        type: "range",
+        id,
+        min: f.minimum,
+        max: f.maximum,
+        step: f.multiple_of ?? (f.type === "integer" ? 1 : "any"),
+      })
+    : null;
   let mark!: ReturnType<typeof frame>["mark"];
-  const box = numberBox(ctx, f, { "aria-label": `${f.label} value` }, int10, () => mark);
+  const box = numberBox(
+    ctx,
+    f,
+    range ? { "aria-label": `${f.label} value`, placeholder: unset } : { id, placeholder: unset },
+    (t) => (t === "" && unset ? null : parse(t)),
+    () => mark,
+  );
   const fr = frame(ctx, f, labelFor(f, id), h("div", { cls: "row" }, range, box));
   mark = fr.mark;
-  listen(range, "input", () => {
-    mark(box, null);
-    ctx.commit(f.name, Number(range.value));
-    box.value = range.value;
-  });
+  if (range)
+    listen(range, "input", () => {
+      mark(box, null);
+      ctx.commit(key(f), Number(range.value));
+      box.value = range.value;
+    });
   const sync = (): void => {
-    const value = Number(ctx.get(f.name));
-    range.value = String(value);
+    const raw = ctx.get(key(f)) as number | null;
+    const shown = raw === null ? "" : String(raw);
+    if (range) range.value = raw === null ? String(f.minimum) : shown;
+    if (range && unset) range.dataset.unset = String(raw === null);
     if (ctx.invalid.has(f.name) && document.activeElement === box) return; // being fixed
-    if (int10(box.value) !== value || document.activeElement !== box) box.value = String(value);
+    const typed = box.value.trim();
+    if ((typed === "" ? null : parse(typed)) !== raw || document.activeElement !== box) box.value = shown;
     mark(box, null);
   };
   return { el: fr.el, sync };
@@ -133,16 +170,18 @@ function seed(ctx: Ctx, f: Field): FieldView {
   return { el: fr.el, sync };
 }
 
-function radios(ctx: Ctx, f: Field, options: string[]): FieldView {
+/** Enum values (text or numbers) go into the DOM as text and back as what they were. */
+function radios(ctx: Ctx, f: Field, options: Value[]): FieldView {
   const name = ctx.id(f.name); // a group name per view: two widgets never share a group
   const legendId = ctx.id("legend");
   const inputs: HTMLInputElement[] = [];
-  const shapes = options.every((v) => RATIO.test(v));
+  const shapes = options.every((v) => RATIO.test(String(v)));
   const group = h("div", { cls: "options", role: "radiogroup", "aria-labelledby": legendId });
-  for (const value of options) {
+  for (const option of options) {
+    const value = String(option);
     const input = h("input", { type: "radio", name, value });
     inputs.push(input);
-    listen(input, "change", () => input.checked && ctx.commit(f.name, value));
+    listen(input, "change", () => input.checked && ctx.commit(key(f), option));
     let shape: HTMLElement | null = null;
     if (shapes) {
       const [, w, ht] = RATIO.exec(value) as RegExpExecArray;
@@ -155,20 +194,26 @@ function radios(ctx: Ctx, f: Field, options: string[]): FieldView {
   }
   const fr = frame(ctx, f, h("span", { cls: "label", id: legendId }, f.label), group);
   const sync = (): void => {
-    for (const input of inputs) input.checked = input.value === ctx.get(f.name);
+    for (const input of inputs) input.checked = input.value === String(ctx.get(key(f)));
   };
   return { el: fr.el, sync };
 }
 
-function select(ctx: Ctx, f: Field, options: string[]): FieldView {
+/** A list of the enum's values; "" stands for "not set" where the field may be left unset. */
+function select(ctx: Ctx, f: Field, options: Value[]): FieldView {
   const id = ctx.id(f.name);
-  const sel = h("select", { id }, ...options.map((v) => h("option", { value: v }, v)));
-  listen(sel, "change", () => ctx.commit(f.name, sel.value));
+  const all = f.allow_unset ? [null, ...options] : options;
+  const sel = h(
+    "select",
+    { id },
+    ...all.map((v) => h("option", { value: v ?? "" }, v === null ? "not set" : String(v))),
+  );
+  listen(sel, "change", () => ctx.commit(key(f), all[sel.selectedIndex]));
   const fr = frame(ctx, f, labelFor(f, id), sel);
   return {
     el: fr.el,
     sync: () => {
-      sel.value = String(ctx.get(f.name));
+      sel.value = String(ctx.get(key(f)) ?? "");
     },
   };
 }
@@ -176,12 +221,12 @@ function select(ctx: Ctx, f: Field, options: string[]): FieldView {
 function checkbox(ctx: Ctx, f: Field): FieldView {
   const id = ctx.id(f.name);
   const box = h("input", { type: "checkbox", id });
-  listen(box, "change", () => ctx.commit(f.name, box.checked));
+  listen(box, "change", () => ctx.commit(key(f), box.checked));
   const fr = frame(ctx, f, h("label", { cls: "check label", for: id }, box, f.label));
   return {
     el: fr.el,
     sync: () => {
-      box.checked = Boolean(ctx.get(f.name));
+      box.checked = Boolean(ctx.get(key(f)));
     },
   };
 }
@@ -192,7 +237,8 @@ function text(ctx: Ctx, f: Field): FieldView {
     ? h("textarea", { id, rows: f.required ? 3 : 2, spellcheck: "true" })
     : h("input", { id, type: "text" });
   const fr = frame(ctx, f, labelFor(f, id), input);
-  const reads = f.name === "prompt"; // a pasted Midjourney prompt is read, not sent verbatim
+  // A pasted Midjourney prompt is read (niji 7), not sent verbatim.
+  const reads = f.name === "prompt" && ctx.schema.suffix !== false;
   const tip = reads
     ? "Tip: paste a whole Midjourney prompt (a fox --ar 16:9 --s 250): its flags set the controls."
     : "";
@@ -239,13 +285,13 @@ function text(ctx: Ctx, f: Field): FieldView {
     held = null;
     const ok = isValid(f, value);
     fr.mark(input, ok ? null : bad(f), tip);
-    if (ok) ctx.commit(f.name, value);
+    if (ok) ctx.commit(key(f), value);
   });
   listen(input, "change", () => {
     if (held !== null) void read(held);
   });
   const sync = (): void => {
-    const value = String(ctx.get(f.name));
+    const value = String(ctx.get(key(f)) ?? "");
     if (held !== null || reading || input.value === value) return;
     input.value = value; // set in Python, or by a suffix read in another view
     fr.mark(input, null, tip);

@@ -38,9 +38,13 @@ export const requestPanel: Panel = {
     const copy = (kind: string, label: string, source: () => string | Promise<string>) =>
       copyButton(kind, label, source, (t) => ctx.announce(t));
 
+    // Seeds drawn by Python and Midjourney prompts are niji 7's; other models send as set.
+    const niji = ctx.schema.builtin !== false;
     const preview = (): void => {
       const body = ctx.body();
       if (pre.textContent !== body) pre.textContent = body;
+      seedNote.hidden = !niji;
+      if (!niji) return;
       const random = Number(ctx.get("seed")) === -1;
       seedNote.textContent = random
         ? `Next run: seed ${ctx.get("next_seed")}, drawn at random (a new one each run).`
@@ -68,17 +72,18 @@ export const requestPanel: Panel = {
           copy("json", "JSON", () => pre.textContent ?? ""),
           copy("curl", "curl", snippet("curl")),
           copy("python", "Python", snippet("python")),
-          copy("suffix", "Midjourney", snippet("suffix")),
+          ctx.schema.suffix !== false && copy("suffix", "Midjourney", snippet("suffix")),
         ),
       ),
       pre,
       seedNote,
-      h(
-        "div",
-        { cls: "suffix", title: "The same request as a Midjourney prompt (defaults left out)" },
-        h("span", { cls: "muted" }, "As a Midjourney prompt: "),
-        prompt,
-      ),
+      ctx.schema.suffix !== false &&
+        h(
+          "div",
+          { cls: "suffix", title: "The same request as a Midjourney prompt (defaults left out)" },
+          h("span", { cls: "muted" }, "As a Midjourney prompt: "),
+          prompt,
+        ),
     );
   },
 };

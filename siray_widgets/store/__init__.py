@@ -16,7 +16,13 @@ from here, and wiring them must not import SQLite).
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+#: The price of one task of a model for the spend ledger (None: unknown), given to every store
+#: opened as its ``price_lookup``. The package root sets it to the model registry's prices;
+#: the store itself knows no prices.
+default_price_lookup: Callable[[str], float | None] | None = None
 
 _EXPORTS: dict[str, str] = {
     "SCHEMA_VERSION": "db",

@@ -119,8 +119,11 @@ class RunStore:
         self._pid = os.getpid()
         self._override = Limits(max_bytes, max_runs) if (max_bytes or max_runs) else None
         self._last_interrupt_check = 0.0
-        #: Price per task of a model, where the caller knows it (the model registry sets this).
-        self.price_lookup: Callable[[str], float | None] | None = None
+        #: Price per task of a model, where the caller knows it (the package root wires the
+        #: model registry's prices in: ``siray_widgets.store.default_price_lookup``).
+        from . import default_price_lookup
+
+        self.price_lookup: Callable[[str], float | None] | None = default_price_lookup
         self.ledger = SpendLedger(self._db, self._lock, self._write)
         _OPEN.add(self)
         self.mark_interrupted()
