@@ -50,7 +50,7 @@ def client_for(sandbox: SandboxHandle, store: RunStore, **hooks: object) -> Sira
 
 
 def test_a_generate_is_recorded_with_every_field(make_sandbox: object, store: RunStore) -> None:
-    box = make_sandbox(duration=0.3)  # type: ignore[operator]
+    box = make_sandbox(duration=1.0)  # type: ignore[operator]
     request = ImageRequest(
         prompt="a fox in the snow",
         negative_prompt="people",
