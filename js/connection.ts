@@ -51,8 +51,9 @@ export class Connection {
     private changed: (link: Link) => void,
   ) {}
 
-  /** Send `{kind, id, ...content}`; resolves with the reply (ok false once gone). */
-  send(kind: string, content: Record<string, unknown> = {}): Promise<Reply> {
+  /** Send `{kind, id, ...content}` (and binary buffers); resolves with the reply (ok false
+   * once gone), whose own buffers are in `buffers`. */
+  send(kind: string, content: Record<string, unknown> = {}, buffers?: ArrayBuffer[]): Promise<Reply> {
     const id = `${Date.now().toString(36)}-${++counter}`;
     return new Promise((resolve) => {
       if (this.link === "gone") {
@@ -65,7 +66,7 @@ export class Connection {
         if (msg?.content?.execution_state === "idle") entry.handled = Date.now();
       };
       try {
-        this.model.send({ kind, id, ...content }, { iopub: { status } });
+        this.model.send({ kind, id, ...content }, { iopub: { status } }, buffers);
       } catch {
         this.lose(); // "Cannot send": the kernel behind this view was restarted or shut down
         return;
@@ -75,11 +76,11 @@ export class Connection {
   }
 
   /** A message from the kernel: resolves the request it answers. */
-  receive(msg: Reply): void {
+  receive(msg: Reply, buffers?: DataView[]): void {
     const entry = this.pending.get(msg.id);
     if (!entry || msg.kind !== `${entry.kind}-response`) return;
     this.pending.delete(msg.id);
-    entry.resolve(msg);
+    entry.resolve({ ...msg, buffers });
     this.set("live");
   }
 

@@ -33,6 +33,9 @@ export interface Run {
   request_json: string;
   seed?: number;
   seed_random?: boolean;
+  stalled?: boolean;
+  history_id?: number | null;
+  summary?: string;
 }
 
 /** Events between the panels of one view. */
@@ -42,7 +45,10 @@ export type Topic =
   | "shown" // another run was picked in the task panel
   | "validity" // the set of invalid fields changed
   | "link" // the connection to the kernel changed
-  | "generate"; // Ctrl+Enter anywhere in the view
+  | "generate" // Ctrl+Enter anywhere in the view
+  | "images" // image bytes arrived: ctx.src may give more
+  | "tab" // a tab was shown (its id)
+  | "import"; // an image file was dropped on the view (the File)
 
 export const ACTIVE = new Set(["starting", "running"]);
 
@@ -54,6 +60,10 @@ export class Ctx {
   selected: string | null = null;
   /** Field name -> why its typed value cannot be sent. */
   readonly invalid = new Map<string, string>();
+  /** What an img shows for an output URL ("" while it cannot be shown): set by the results panel. */
+  src: (url: string) => string = () => "";
+  /** Show a tab by id (a lazily loaded one is loaded first): set by render. */
+  tab: (id: string) => Promise<void> = async () => {};
   private readonly prefix = `siray-${Math.random().toString(36).slice(2, 9)}`;
   private n = 0;
   private readonly cleanups: Array<() => void> = [];
@@ -71,7 +81,7 @@ export class Ctx {
     this.conn = new Connection(model, (link: Link) => this.emit("link", link));
     this.cleanup(() => this.conn.dispose());
     this.on("comm_live_update", () => this.conn.lose());
-    this.on("msg:custom", (msg) => this.conn.receive(msg as Reply));
+    this.on("msg:custom", (msg, buffers) => this.conn.receive(msg as Reply, buffers as DataView[]));
   }
 
   get fields(): Field[] {
@@ -109,8 +119,8 @@ export class Ctx {
     this.cleanup(() => this.model.off(event, cb));
   }
 
-  send(kind: string, content?: Record<string, unknown>): Promise<Reply> {
-    return this.conn.send(kind, content);
+  send(kind: string, content?: Record<string, unknown>, buffers?: ArrayBuffer[]): Promise<Reply> {
+    return this.conn.send(kind, content, buffers);
   }
 
   get gone(): boolean {
@@ -152,6 +162,7 @@ export class Ctx {
   /** How a run's status reads: the run state where it says more than the last status seen. */
   word(run: Run | undefined): string {
     if (!run) return "";
+    if (run.stalled && ACTIVE.has(run.state)) return "stalled";
     return run.state === "cancelled" || run.state === "error" || !run.status ? run.state : run.status;
   }
 

@@ -4,8 +4,14 @@
  * it may write (ctx.commit). Panels talk to each other only through ctx's topics.
  *
  * Panels are grouped in tabs; `render` (js/widget.ts) composes the tabs listed in
- * js/panels/index.ts and shows a tab strip once there are two or more. A later panel (History,
- * Sweep, Diff) joins by adding a tab there, or by adding itself to an existing tab's list.
+ * js/panels/index.ts and shows a tab strip once there are two or more. A later panel joins by
+ * adding a tab there, or by adding itself to an existing tab's list.
+ *
+ * A big panel loads lazily, to keep the main bundle small: its tab names a module
+ * (`load: "history"`), built from js/lazy/<name>.ts into siray_widgets/static/lazy/<name>.js
+ * (+ .css) by scripts/build.mjs. The first time a view shows the tab, it asks the kernel for
+ * the module's text (the `load-panel` message), imports it from a blob: URL, calls its default
+ * export with the panel's settings from Python (`LazyModule`) and mounts the panels it returns.
  */
 import type { Ctx } from "../context";
 
@@ -22,4 +28,9 @@ export interface Tab {
   /** The tab's visible name. */
   label: string;
   panels: Panel[];
+  /** A lazily loaded module whose panels join `panels` when the tab is first shown. */
+  load?: string;
 }
+
+/** The default export of a lazily loaded module (js/lazy/<name>.ts). */
+export type LazyModule = (config: Record<string, unknown>) => Panel[];

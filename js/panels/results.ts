@@ -68,19 +68,23 @@ export const resultsPanel: Panel = {
       return [good, `Images of run #${all.indexOf(good) + 1}, the last that succeeded.`];
     }
 
-    function sources(run: Run | undefined): Shown[] {
-      const thumbs = (ctx.get("thumbnails") as Record<string, string> | undefined) ?? {};
-      const shown: Shown[] = [];
-      for (const url of run?.outputs ?? []) {
-        const safe = safeUrl(url);
-        const blob = blobs.get(url);
-        if (blob) shown.push({ url, src: blob[0], ext: extOf(blob[1], url) });
-        else if (safe !== null && isLocalUrl(safe) && !direct.has(url)) {
-          const thumb = safeUrl(thumbs[url]);
-          shown.push({ url, src: thumb ?? "", ext: "jpg" });
-        } else if (safe !== null) shown.push({ url, src: safe, ext: extOf("", safe) });
+    /** What an img shows for an output URL: the kernel's bytes, a saved thumbnail, or the URL
+     * itself (null: never shown). Other panels (the task panel's run buttons) use it too. */
+    function source(url: string): Shown | null {
+      const safe = safeUrl(url);
+      const blob = blobs.get(url);
+      if (blob) return { url, src: blob[0], ext: extOf(blob[1], url) };
+      if (safe === null) return null;
+      if (isLocalUrl(safe) && !direct.has(url)) {
+        const thumbs = (ctx.get("thumbnails") as Record<string, string> | undefined) ?? {};
+        return { url, src: safeUrl(thumbs[url]) ?? "", ext: "jpg" };
       }
-      return shown;
+      return { url, src: safe, ext: extOf("", safe) };
+    }
+    ctx.src = (url) => source(url)?.src ?? "";
+
+    function sources(run: Run | undefined): Shown[] {
+      return (run?.outputs ?? []).map(source).filter((s): s is Shown => s !== null);
     }
 
     function render(): void {
@@ -132,6 +136,7 @@ export const resultsPanel: Panel = {
       });
       for (const url of msg.failed ?? []) direct.add(url);
       render();
+      ctx.emit("images");
     });
 
     /** Revoke the blobs of runs no longer listed (or all of them: `keep` empty). */

@@ -1,7 +1,8 @@
 /**
- * The task panel: the runs (one button each once there are two), and for the run shown its
- * task id, status, timeline, progress, elapsed time, seed ("Use this seed"), error (with
- * Retry) and note. A run that ended says how it ended everywhere (never its last status).
+ * The task panel: the runs (one thumbnail button each once there are two, titled with the
+ * run's own request), and for the run shown its request, task id, status, timeline, progress,
+ * elapsed time, seed ("Use this seed"), error (with Retry), note, and a stall (Keep waiting /
+ * Cancel). A run that ended says how it ended everywhere (never its last status).
  */
 import { ACTIVE, type Ctx, type Run } from "../context";
 import { btn, copyButton, elapsedText, h, listen, SHORTCUT, swapLabel } from "../dom";
@@ -36,6 +37,17 @@ export const taskPanel: Panel = {
     const errorBox = h("div", { cls: "error", "data-role": "error", role: "alert" });
     const retry = btn({ "data-role": "retry", title: "Send this run's request again (same seed)" }, "Retry");
     const note = h("div", { cls: "muted", "data-role": "note" });
+    const asked = h("div", { cls: "muted ask", "data-role": "run-request" });
+    const keep = btn({ "data-role": "keep-waiting" }, "Keep waiting");
+    const stop = btn({ "data-role": "stall-cancel" }, "Cancel");
+    const stall = h(
+      "div",
+      { cls: "error", "data-role": "stalled", role: "status" },
+      "No change for a while: the task may be stuck. ",
+      keep,
+      " ",
+      stop,
+    );
     const chips = h("div", { cls: "chips", "data-role": "tasks", role: "group", "aria-label": "Runs" });
     const steps = new Map<string, HTMLLIElement>();
     for (const step of [...ctx.schema.task_statuses, ...ENDS]) {
@@ -54,6 +66,11 @@ export const taskPanel: Panel = {
       void ctx.send("cancel", { run: run.id });
       render();
     });
+    listen(keep, "click", () => {
+      const run = ctx.shownRun();
+      if (run) void ctx.send("keep-waiting", { run: run.id });
+    });
+    listen(stop, "click", () => cancel.click());
     listen(useSeed, "click", () => {
       const seed = ctx.shownRun()?.seed;
       if (seed === undefined) return;
@@ -111,14 +128,16 @@ export const taskPanel: Panel = {
       chips.replaceChildren();
       if (all.length < 2) return;
       all.forEach((r, i) => {
+        const src = r.outputs[0] ? ctx.src(r.outputs[0]) : "";
         const chip = btn(
           {
             cls: "chip",
             "data-run": r.id,
             "data-state": r.state,
             "aria-pressed": String(r === run),
-            title: r.task_id || r.state,
+            title: `${r.summary ?? ""}\n${r.task_id || r.state}`,
           },
+          src && h("img", { src, alt: "" }),
           `#${i + 1} ${ctx.word(r)}`,
         );
         listen(chip, "click", () => {
@@ -148,6 +167,8 @@ export const taskPanel: Panel = {
       percent.textContent = `${value}%`;
 
       const active = Boolean(run && ACTIVE.has(run.state));
+      stall.hidden = !(active && run?.stalled);
+      asked.textContent = run?.summary ? `Request: ${run.summary}` : "";
       for (const id of cancelling) if (!all.some((r) => r.id === id && ACTIVE.has(r.state))) cancelling.delete(id);
       cancelText.show(run && cancelling.has(run.id) ? 1 : 0);
       cancel.disabled = !active || cancelling.has(run?.id ?? "") || ctx.gone;
@@ -173,6 +194,7 @@ export const taskPanel: Panel = {
     ctx.on("change:seed", render);
     ctx.sub("shown", render);
     ctx.sub("link", render);
+    ctx.sub("images", render);
 
     const root = h(
       "section",
@@ -183,8 +205,10 @@ export const taskPanel: Panel = {
         h("span", { cls: "row" }, h("span", { cls: "label" }, "Task"), taskId, copyId),
         h("span", { cls: "row" }, status, elapsed, cancel),
       ),
+      asked,
       timeline,
       h("div", { cls: "row" }, bar, percent),
+      stall,
       h("div", { cls: "row", "data-role": "seed-row" }, seedText, useSeed),
       h("div", { cls: "row errrow" }, errorBox, retry),
       note,
