@@ -91,7 +91,10 @@ export function details(ctx: Ctx, run: Details, thumbs: Thumbs, picked: boolean,
     listen(b, "click", () => act.view(image));
     images.append(b);
   }
-  thumbs.want(run.images.map((i) => i.thumb));
+  thumbs.want(
+    run.images.map((i) => i.thumb),
+    true,
+  );
 
   const rows: Array<[string, string | Node, string?]> = [
     ...fields.map((f): [string, string, string?] => [

@@ -88,14 +88,10 @@ export class Gallery {
     }
   }
 
-  /** Forget the cards drawn (their rows changed: a new query, a refresh). */
-  reset(toTop: boolean): void {
-    for (const [, card] of this.cards.values()) card.remove();
-    this.cards.clear();
-    if (toTop) {
-      this.el.scrollTop = 0;
-      this.active = 0;
-    }
+  /** Back to the newest run (a new query); cards are drawn again as their rows change. */
+  top(): void {
+    this.el.scrollTop = 0;
+    this.active = 0;
     this.render();
   }
 
@@ -154,7 +150,9 @@ export class Gallery {
 
   private card(row: Row, index: number, urls: string[]): HTMLElement {
     const tiles = row.thumbs.length
-      ? row.thumbs.slice(0, 4).map((_, i) => (urls[i] ? h("img", { src: urls[i], alt: "" }) : h("span", {})))
+      ? row.thumbs
+          .slice(0, 4)
+          .map((_, i) => (urls[i] ? h("img", { src: urls[i], alt: "", decoding: "async" }) : h("span", {})))
       : [h("span", { cls: "hnone" }, stateText(row) || (row.outputs ? "images not kept" : "no images"))];
     const state = stateText(row);
     const params = paramsText(row, this.names);
@@ -168,9 +166,9 @@ export class Gallery {
         "aria-setsize": this.total,
         "aria-posinset": index + 1,
         "data-run": row.id,
+        "data-task-id": row.task_id,
         "data-state": row.state,
         "data-index": index,
-        title: row.task_id ?? "",
       },
       h("div", { cls: `hmosaic${row.thumbs.length > 1 ? " hfour" : ""}` }, ...tiles),
       h("div", { cls: "hprompt" }, row.prompt || "(no prompt)"),
@@ -182,7 +180,11 @@ export class Gallery {
         row.starred && h("span", { cls: "hstar", "aria-label": "starred" }, "★"),
         row.rating > 0 && h("span", { "aria-label": `rated ${row.rating} of 5` }, `${row.rating}/5`),
         h("span", { cls: "muted" }, ago(row.created_at)),
-        h("span", { cls: "hpick", "data-role": "pick", "aria-hidden": "true", title: "Pick to compare (Space)" }, "⇆"),
+        h(
+          "span",
+          { cls: "hpick", "data-role": "pick", "aria-hidden": "true", title: "Pick two runs to compare (Space)" },
+          this.hooks.picked(row.id) ? "✓ compare" : "compare",
+        ),
       ),
     );
   }

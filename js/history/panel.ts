@@ -134,7 +134,8 @@ function mount(ctx: Ctx, config: HistoryConfig): HTMLElement {
     if (page === undefined) return;
     flying = true;
     const v = version;
-    const reply = await ctx.send("history-query", { ...query, offset: page * PAGE, limit: PAGE });
+    const asked = { ...query };
+    const reply = await ctx.send("history-query", { ...asked, offset: page * PAGE, limit: PAGE });
     flying = false;
     if (v === version) {
       if (!reply.ok) {
@@ -144,6 +145,7 @@ function mount(ctx: Ctx, config: HistoryConfig): HTMLElement {
         if (shownVersion !== v) {
           pages = new Map(); // cards whose row is the same stay as they are
           shownVersion = v;
+          gallery.el.dataset.query = JSON.stringify(asked); // the search the rows shown answer
         }
         pages.set(page, reply.rows as Row[]);
         gallery.total = Number(reply.total);
@@ -158,7 +160,7 @@ function mount(ctx: Ctx, config: HistoryConfig): HTMLElement {
   function reload(toTop: boolean): void {
     version++;
     dirty = false;
-    if (toTop) gallery.reset(true);
+    if (toTop) gallery.top();
     ask(Math.floor(gallery.active / PAGE));
     if (opened !== null && !toTop) void open(opened, false);
   }
@@ -315,13 +317,18 @@ function mount(ctx: Ctx, config: HistoryConfig): HTMLElement {
     drawerRun = null;
     const head = (r: { task_id: string | null; id: number; created_at: number }): string =>
       `${r.task_id ?? `#${r.id}`} (${when(r.created_at)})`;
-    const column = (r: { thumbs: Array<string | null> }): HTMLElement =>
+    const column = (r: { thumbs: Array<string | null>; task_id: string | null; id: number }): HTMLElement =>
       h(
-        "div",
-        { cls: "himages" },
-        ...r.thumbs.map((t) => h("img", { src: thumbs.url(t) || null, alt: "", "data-ref": t })),
+        "figure",
+        {},
+        h(
+          "div",
+          { cls: "himages" },
+          ...r.thumbs.map((t) => h("img", { src: thumbs.url(t) || null, alt: "", "data-ref": t })),
+        ),
+        h("figcaption", { cls: "muted" }, r.task_id ?? `#${r.id}`),
       );
-    thumbs.want([...reply.a.thumbs, ...reply.b.thumbs]);
+    thumbs.want([...reply.a.thumbs, ...reply.b.thumbs], true);
     const close = btn({ "aria-label": "Close the comparison" }, "×");
     listen(close, "click", closeDrawer);
     showDrawer(
@@ -432,8 +439,8 @@ function mount(ctx: Ctx, config: HistoryConfig): HTMLElement {
   const root = h(
     "section",
     { cls: "history", "data-role": "history", "aria-label": "History" },
-    h("div", { cls: "row htools" }, search, starredLabel, failedLabel, ratio, count, compare, undo, choose, file),
-    note,
+    h("div", { cls: "row htools" }, search, starredLabel, failedLabel, ratio, count),
+    h("div", { cls: "row htools" }, compare, undo, choose, file, note),
     h("div", { cls: "hbody" }, gallery.el, drawer),
     viewer,
   );

@@ -3,6 +3,10 @@
  * (`history-thumbs`: one buffer per reference). Never a URL of the kernel's machine: a
  * browser elsewhere (JupyterHub, Binder, an SSH tunnel) could not load it. The most recently
  * used are kept; older ones are revoked.
+ *
+ * The gallery's thumbnails are asked for once it has been still for a moment (not for every
+ * page of results that flashes by while the user types or flings the list), at most two
+ * messages at a time, so that the kernel answers searches first.
  */
 import { IMAGE_TYPE } from "../body";
 import type { Ctx } from "../context";
@@ -11,17 +15,28 @@ import type { Ctx } from "../context";
 const KEEP = 600;
 /** References asked for in one message (the kernel's limit for thumbnails). */
 const BATCH = 64;
+/** The gallery still for this long (ms): its thumbnails are asked for; and at least this often. */
+const STILL = 120;
+const EVERY = 500;
 
 export class Thumbs {
   private readonly urls = new Map<string, string>(); // ref -> blob: URL, least recently used first
   private readonly asked = new Set<string>();
   private readonly failed = new Set<string>();
+  private gallery: string[] = []; // what the gallery shows now
+  private readonly extra = new Set<string>(); // the drawer's, asked for at once
+  private flying = 0;
+  private timer = 0;
+  private since = 0; // when the gallery's wish started waiting
 
   constructor(
     private readonly ctx: Ctx,
     private readonly changed: () => void,
   ) {
-    ctx.cleanup(() => this.clear());
+    ctx.cleanup(() => {
+      window.clearTimeout(this.timer);
+      this.clear();
+    });
   }
 
   /** The blob: URL of `ref` ("" while it is not here). */
@@ -33,12 +48,39 @@ export class Thumbs {
     return url;
   }
 
-  /** Ask the kernel for the references not here yet. */
-  want(refs: Array<string | null | undefined>): void {
-    const missing = [...new Set(refs)].filter(
+  /** The thumbnails the gallery shows now (asked for once it is still), or, with `now`,
+   * others to ask for at once (the drawer's). */
+  want(refs: Array<string | null | undefined>, now = false): void {
+    const missing = refs.filter(
       (r): r is string => !!r && !this.urls.has(r) && !this.asked.has(r) && !this.failed.has(r),
     );
-    for (let i = 0; i < missing.length; i += BATCH) void this.fetch(missing.slice(i, i + BATCH));
+    if (now) {
+      for (const r of missing) this.extra.add(r);
+      this.flush();
+      return;
+    }
+    this.gallery = missing;
+    window.clearTimeout(this.timer);
+    if (!missing.length) return;
+    const waited = this.since ? performance.now() - this.since : 0;
+    this.since ||= performance.now();
+    this.timer = window.setTimeout(() => this.flush(), waited > EVERY ? 0 : STILL);
+  }
+
+  private flush(): void {
+    this.since = 0;
+    while (this.flying < 2) {
+      const next = [...new Set([...this.extra, ...this.gallery])]
+        .filter((r) => !this.urls.has(r) && !this.asked.has(r) && !this.failed.has(r))
+        .slice(0, BATCH);
+      if (!next.length) return;
+      for (const r of next) this.extra.delete(r);
+      this.flying++;
+      void this.fetch(next).finally(() => {
+        this.flying--;
+        this.flush();
+      });
+    }
   }
 
   /** One image's blob: URL, fetched now (the drawer's full-size view); "" if it failed. */
