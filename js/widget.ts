@@ -11,7 +11,7 @@ import { GONE } from "./connection";
 import { Ctx, type Model } from "./context";
 import { btn, h, listen } from "./dom";
 import { TABS } from "./panels/index";
-import type { LazyModule, Tab } from "./panels/panel";
+import type { Panel, Tab } from "./panels/panel";
 import "./widget.css";
 
 /** The header: title, sandbox badge, where the key comes from, and the lost-kernel banner. */
@@ -20,13 +20,13 @@ function header(ctx: Ctx): HTMLElement[] {
     "span",
     {
       cls: "badge",
-      "data-role": "sandbox-badge",
+      $: "sandbox-badge",
       title: "No API key: requests go to the offline sandbox and images are placeholders.",
     },
     "Sandbox",
   );
-  const source = h("span", { cls: "muted", "data-role": "key-source" });
-  const banner = h("div", { cls: "banner", "data-role": "connection", role: "alert", hidden: true });
+  const source = h("span", { cls: "muted", $: "key-source" });
+  const banner = h("div", { cls: "banner", $: "connection", role: "alert", hidden: true });
   const render = (): void => {
     const sandbox = Boolean(ctx.get("sandbox"));
     const from = String(ctx.get("key_source") ?? "");
@@ -51,25 +51,16 @@ function header(ctx: Ctx): HTMLElement[] {
   return [h("div", { cls: "head" }, h("strong", { cls: "title" }, "Siray image generation"), badge, source), banner];
 }
 
-/** Mount a lazily loaded tab's panels: its module's text comes from the kernel (panel.ts). */
+/** Mount a lazily loaded tab's panels (js/panels/panel.ts), or say why they cannot be. */
 async function load(ctx: Ctx, name: string, areas: Record<string, HTMLElement>): Promise<void> {
-  const note = h("p", { cls: "muted", "data-role": "loading" }, "Loading…");
+  const note = h("p", { cls: "muted", $: "loading" }, "Loading…");
   areas.wide.append(note);
-  const r = await ctx.send("load-panel", { name });
-  if (r.ok) {
-    const url = URL.createObjectURL(new Blob([r.code], { type: "text/javascript" }));
-    try {
-      const panels = ((await import(url)).default as LazyModule)(r.config);
-      areas.wide.prepend(h("style", {}, r.css));
-      for (const panel of panels) areas[panel.area].append(panel.mount(ctx));
-      return note.remove();
-    } catch (e) {
-      r.error = String(e);
-    } finally {
-      URL.revokeObjectURL(url);
-    }
+  try {
+    for (const panel of await ctx.load<Panel[]>(name)) areas[panel.area].append(panel.mount(ctx));
+    note.remove();
+  } catch (e) {
+    note.textContent = (e as Error).message;
   }
-  note.textContent = r.error ?? "";
 }
 
 /** The tab strip (shown once there are two tabs or more) and one tabpanel per tab. */
@@ -102,7 +93,6 @@ function tabs(ctx: Ctx, list: Tab[]): HTMLElement[] {
       bodies[i].hidden = i !== index;
     });
     if (focus) buttons[index]?.focus();
-    ctx.emit("tab", list[index].id);
     return loads[index]();
   };
   ctx.tab = (id) =>

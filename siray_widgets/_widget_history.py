@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ._widget_lazy import PANEL_CONFIG
+from ._widget_lazy import MODULE_CONFIG
 from ._widget_snippets import midjourney_prompt
 from .config import Secret, redact
 from .errors import SirayError
@@ -66,7 +66,7 @@ MAX_EVENTS: Final = 200
 #: How often the watch looks for changes in the store (seconds).
 WATCH_TICK: Final = 1.0
 
-PANEL_CONFIG["history"] = lambda: {"max_image_bytes": MAX_IMAGE_BYTES, "page": 100}
+MODULE_CONFIG["history"] = lambda: {"max_image_bytes": MAX_IMAGE_BYTES, "page": 100}
 
 
 def record_run(

@@ -25,7 +25,7 @@ import anywidget
 import traitlets
 
 from ._widget_history import HISTORY_KINDS, HistoryPanel, record_run, tell
-from ._widget_lazy import panel_module
+from ._widget_lazy import lazy_module
 from ._widget_snapshot import snapshot_html, snapshot_text, thumbnail
 from ._widget_snippets import is_local_url, is_safe_image_url, snippets
 from ._widget_tasks import (
@@ -434,9 +434,9 @@ class ImagineWidget(anywidget.AnyWidget):
                 reply.update(ok=stalled is not None, stalled=bool(stalled))
                 if stalled is None:
                     reply["error"] = "that run is no longer listed in this widget"
-            elif kind == "load-panel":  # a lazily loaded panel's module (js/lazy/)
+            elif kind == "load-module":  # a lazily loaded front-end module (js/lazy/)
                 try:
-                    reply.update(panel_module(content.get("name")))
+                    reply.update(lazy_module(content.get("name")))
                 except ValueError as exc:  # said in the tab, not in the run's error line
                     reply.update(ok=False, error=str(exc))
             else:

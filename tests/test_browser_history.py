@@ -476,7 +476,7 @@ def test_a_stalled_run_offers_keep_waiting_and_cancel(
     expect(stalled).to_be_hidden()
     expect(role(widget, "status")).to_have_text("IN_PROGRESS")
     expect(stalled).to_be_visible(timeout=10_000)  # nothing moved: stalled again
-    role(stalled, "stall-cancel").click()
+    role(widget, "cancel").click()  # beside the status, which says "stalled"
     expect(role(widget, "status")).to_have_text("cancelled")
     expect(stalled).to_be_hidden()
     lab.run("w.base_url = w.api_key = w.stall_after = None")

@@ -4,7 +4,7 @@
 built in or loaded lazily from the kernel (History; later Sweep). This bundles ``js/widget.ts``
 with a test entry that adds a dummy tab, mounts it on a model double that holds a real
 ImagineWidget's state, and checks the tab strip (ARIA tabs, keyboard), per-view ids, that
-unmounting leaves no listener behind, and the lazy-panel mechanism (the ``load-panel`` message,
+unmounting leaves no listener behind, and the lazy-module mechanism (the ``load-module`` message,
 the module imported from a blob: URL, its CSS and settings) (docs/widget-contract.md, "Front
 end layout", "Lazy panels"). The widget itself is tested in a real JupyterLab
 by the other ``test_browser_*`` modules.
@@ -230,7 +230,7 @@ def answer(page: Page, where: str, kind: str, **content: Any) -> None:
 def test_a_lazy_tab_loads_its_module_from_the_kernel_once(
     page: Page, state: dict[str, Any]
 ) -> None:
-    """Shown the first time, a tab with ``load`` asks for its module (``load-panel``), imports
+    """Shown the first time, a tab with ``load`` asks for its module (``load-module``), imports
     the text from a blob: URL, calls the default export with the settings, mounts the panels
     and adds the CSS; shown again, it asks nothing more."""
     from playwright.sync_api import expect
@@ -240,10 +240,10 @@ def test_a_lazy_tab_loads_its_module_from_the_kernel_once(
     kinds = "window.model_one.sent.map(m => m.kind + (m.name ? ':' + m.name : ''))"
     assert page.evaluate(kinds) == ["hello"]  # nothing loads before the tab is shown
     root.locator("[role=tab][data-tab=lazy]").click()
-    assert page.evaluate(kinds) == ["hello", "load-panel:demo"]
+    assert page.evaluate(kinds) == ["hello", "load-module:demo"]
     expect(root.locator('[data-role="loading"]')).to_have_text("Loading…")
     css = ".siray-widget .siray-demo { color: rgb(1, 2, 3); }"
-    answer(page, "one", "load-panel", ok=True, code=DEMO, css=css, config={"n": 7})
+    answer(page, "one", "load-module", ok=True, code=DEMO, css=css, config={"n": 7})
     demo = root.locator('[data-role="demo"]')
     expect(demo).to_have_text("loaded with n=7")
     expect(demo).to_have_css("color", "rgb(1, 2, 3)")
@@ -252,7 +252,7 @@ def test_a_lazy_tab_loads_its_module_from_the_kernel_once(
     expect(demo).to_be_hidden()
     root.locator("[role=tab][data-tab=lazy]").click()
     expect(demo).to_be_visible()
-    assert page.evaluate(kinds) == ["hello", "load-panel:demo"]
+    assert page.evaluate(kinds) == ["hello", "load-module:demo"]
 
 
 def test_a_lazy_tab_says_why_it_could_not_load(page: Page, state: dict[str, Any]) -> None:
@@ -261,10 +261,10 @@ def test_a_lazy_tab_says_why_it_could_not_load(page: Page, state: dict[str, Any]
     mount(page, state, "one", extra="lazy")
     root = page.locator("#one .siray-widget")
     root.locator("[role=tab][data-tab=lazy]").click()
-    answer(page, "one", "load-panel", ok=False, error="the demo panel is not built")
+    answer(page, "one", "load-module", ok=False, error="the demo panel is not built")
     expect(root.locator('[data-role="loading"]')).to_have_text("the demo panel is not built")
     mount(page, state, "two", extra="lazy")
     two = page.locator("#two .siray-widget")
     two.locator("[role=tab][data-tab=lazy]").click()
-    answer(page, "two", "load-panel", ok=True, code="export default 42;", css="", config={})
-    expect(two.locator('[data-role="loading"]')).to_contain_text("TypeError")
+    answer(page, "two", "load-module", ok=True, code="export default 42;", css="", config={})
+    expect(two.locator('[data-role="loading"]')).to_contain_text("not a function")

@@ -444,28 +444,31 @@ def test_read_image_says_what_is_wrong(make_widget: MakeWidget, shared: RunStore
     assert w.error == ""
 
 
-# -- lazy panels and news of changes ----------------------------------------------------------
+# -- lazy modules and news of changes ----------------------------------------------------------
 
 
-def test_load_panel_sends_the_built_module_its_css_and_settings(make_widget: MakeWidget) -> None:
+def test_load_module_sends_the_built_module_its_css_and_settings(make_widget: MakeWidget) -> None:
     w = make_widget()
-    reply = send(w, "load-panel", name="history")
+    reply = send(w, "load-module", name="history")
     assert reply["ok"]
     assert "export" in reply["code"]
     assert ".siray-hgallery" in reply["css"]
     assert reply["config"]["max_image_bytes"] == MAX_IMAGE_BYTES
+    viewer = send(w, "load-module", name="viewer")
+    assert (viewer["ok"], viewer["config"]) == (True, {})
+    assert ".siray-viewer" in viewer["css"]
     for name in ("../widget", "History", "", None, "sweepish"):
-        refused = send(w, "load-panel", name=name)
+        refused = send(w, "load-module", name=name)
         assert not refused["ok"]
-    assert "not built" in send(w, "load-panel", name="sweepish")["error"]
-    assert w.error == ""  # a tab's problem, said in the tab
+    assert "not built" in send(w, "load-module", name="sweepish")["error"]
+    assert w.error == ""  # said where the module was wanted, not in the run's error line
 
 
-def test_load_panel_names_a_missing_build(
+def test_load_module_names_a_missing_build(
     make_widget: MakeWidget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_widget_lazy, "LAZY_DIR", tmp_path)
-    reply = send(make_widget(), "load-panel", name="history")
+    reply = send(make_widget(), "load-module", name="history")
     assert not reply["ok"]
     assert "npm run build" in reply["error"]
 

@@ -35,12 +35,9 @@ export function details(ctx: Ctx, run: Details, thumbs: Thumbs, picked: boolean,
     listen(b, "click", () => act.restore(what));
     return b;
   });
-  const rerun = btn({ "data-role": "history-rerun", title: "Send this run's request again as a new run" }, "Rerun");
-  const star = btn(
-    { "data-role": "history-star", "aria-pressed": String(run.starred) },
-    run.starred ? "★ Starred" : "☆ Star",
-  );
-  const rating = h("span", { cls: "row", role: "group", "aria-label": "Rating", "data-role": "history-rating" });
+  const rerun = btn({ $: "history-rerun", title: "Send this run's request again as a new run" }, "Rerun");
+  const star = btn({ $: "history-star", "aria-pressed": String(run.starred) }, run.starred ? "★ Starred" : "☆ Star");
+  const rating = h("span", { cls: "row", role: "group", "aria-label": "Rating", $: "history-rating" });
   for (let n = 1; n <= 5; n++) {
     const b = btn(
       { "data-rate": n, "aria-pressed": String(run.rating === n), "aria-label": `Rate ${n} of 5`, cls: "hrate" },
@@ -49,11 +46,8 @@ export function details(ctx: Ctx, run: Details, thumbs: Thumbs, picked: boolean,
     listen(b, "click", () => act.rate(run.rating === n ? 0 : n));
     rating.append(b);
   }
-  const pick = btn(
-    { "data-role": "history-pick", "aria-pressed": String(picked) },
-    picked ? "Picked to compare" : "Compare…",
-  );
-  const remove = btn({ "data-role": "history-delete", cls: "hdanger" }, "Delete");
+  const pick = btn({ $: "history-pick", "aria-pressed": String(picked) }, picked ? "Picked to compare" : "Compare…");
+  const remove = btn({ $: "history-delete", cls: "hdanger" }, "Delete");
   let armed = 0;
   listen(remove, "click", () => {
     if (armed) {
@@ -69,7 +63,7 @@ export function details(ctx: Ctx, run: Details, thumbs: Thumbs, picked: boolean,
   });
   remove.disabled = run.active;
   remove.title = run.active ? "Cancel the run first" : "Forget the run and delete its images";
-  const close = btn({ "data-role": "close-details", "aria-label": "Close the details" }, "×");
+  const close = btn({ $: "close-details", "aria-label": "Close the details" }, "×");
   listen(rerun, "click", act.rerun);
   listen(star, "click", () => act.star(!run.starred));
   listen(pick, "click", act.pick);
@@ -118,27 +112,32 @@ export function details(ctx: Ctx, run: Details, thumbs: Thumbs, picked: boolean,
 
   return h(
     "section",
-    { cls: "hdetails", "data-role": "history-details", "data-run": run.id, "aria-label": `Run ${name}` },
+    { cls: "hdetails", $: "history-details", "data-run": run.id, "aria-label": `Run ${name}` },
     h(
       "div",
       { cls: "row between" },
-      h("strong", {}, "Run ", h("code", { "data-role": "details-task-id" }, name)),
+      h("strong", {}, "Run ", h("code", { $: "details-task-id" }, name)),
       h("span", { cls: "row" }, run.task_id && copyButton("details-task-id", "Copy id", () => name, announce), close),
     ),
-    problem && h("div", { cls: "error", "data-role": "details-error" }, problem),
+    problem &&
+      h(
+        "div",
+        { cls: run.state === "failure" || run.state === "error" ? "error" : "muted", $: "details-error" },
+        problem,
+      ),
     images,
     h("div", { cls: "row", role: "group", "aria-label": "Use this run" }, ...restore),
     h("div", { cls: "row" }, rerun, star, rating, pick, remove),
     h(
       "dl",
-      { cls: "hfields", "data-role": "details-fields" },
+      { cls: "hfields", $: "details-fields" },
       ...rows.flatMap(([k, v, mark]) => [h("dt", {}, k), h("dd", { "data-mark": mark ?? null }, v)]),
     ),
     h(
       "div",
       { cls: "suffix" },
       h("span", { cls: "muted" }, "As a Midjourney prompt: "),
-      h("code", { "data-role": "details-prompt" }, run.prompt_text),
+      h("code", { $: "details-prompt" }, run.prompt_text),
       " ",
       copyButton("details-prompt", "Copy", () => run.prompt_text, announce),
     ),
@@ -146,7 +145,7 @@ export function details(ctx: Ctx, run: Details, thumbs: Thumbs, picked: boolean,
       "details",
       {},
       h("summary", {}, "Request body and events"),
-      h("pre", { cls: "json", "data-role": "details-request" }, run.request_json),
+      h("pre", { cls: "json", $: "details-request" }, run.request_json),
       h(
         "ol",
         { cls: "hevents" },

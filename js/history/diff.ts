@@ -14,10 +14,10 @@ export function diffTable(rows: DiffRow[], headA: string, headB: string): HTMLEl
   return h(
     "div",
     { cls: "hdiff" },
-    h("p", { "data-role": "diff-summary" }, summary),
+    h("p", { $: "diff-summary" }, summary),
     h(
       "table",
-      { "data-role": "diff" },
+      { $: "diff" },
       h(
         "thead",
         {},

@@ -54,7 +54,7 @@ export class Gallery {
         tabindex: 0,
         "aria-label": "Runs, newest first",
         "aria-multiselectable": "true",
-        "data-role": "history-gallery",
+        $: "history-gallery",
       },
       this.spacer,
     );
@@ -182,7 +182,7 @@ export class Gallery {
         h("span", { cls: "muted" }, ago(row.created_at)),
         h(
           "span",
-          { cls: "hpick", "data-role": "pick", "aria-hidden": "true", title: "Pick two runs to compare (Space)" },
+          { cls: "hpick", $: "pick", "aria-hidden": "true", title: "Pick two runs to compare (Space)" },
           this.hooks.picked(row.id) ? "✓ compare" : "compare",
         ),
       ),

@@ -12,6 +12,7 @@
 import type { Reply } from "../connection";
 import type { Ctx } from "../context";
 import { btn, h, listen } from "../dom";
+import type { ShowPictures } from "../lazy/viewer";
 import type { Panel } from "../panels/panel";
 import { type DetailActions, details } from "./details";
 import { diffTable } from "./diff";
@@ -48,7 +49,7 @@ function mount(ctx: Ctx, config: HistoryConfig): HTMLElement {
   // -- the toolbar
   const search = h("input", {
     type: "search",
-    "data-role": "history-search",
+    $: "history-search",
     placeholder: "Search prompts, notes, tags, task ids",
     "aria-label": "Search runs",
   });
@@ -65,24 +66,24 @@ function mount(ctx: Ctx, config: HistoryConfig): HTMLElement {
     h("option", { value: "" }, "Any aspect ratio"),
     ...ratios.map((r) => h("option", { value: r }, r)),
   );
-  const count = h("span", { cls: "muted", "data-role": "history-count", role: "status" });
-  const compare = btn({ "data-role": "history-compare", title: "Pick two runs (Space, or ⇆ on a card)" }, "Compare");
+  const count = h("span", { cls: "muted", $: "history-count", role: "status" });
+  const compare = btn({ $: "history-compare", title: "Pick two runs (Space, or ⇆ on a card)" }, "Compare");
   const undo = btn(
-    { "data-role": "history-undo", disabled: true, title: "Put back the values from before the last restore" },
+    { $: "history-undo", disabled: true, title: "Put back the values from before the last restore" },
     "Undo restore",
   );
   const file = h("input", {
     type: "file",
     accept: "image/png,image/jpeg,image/webp",
-    "data-role": "image-file",
+    $: "image-file",
     hidden: true,
     "aria-label": "Choose an image file",
   });
   const choose = btn(
-    { "data-role": "import-image", title: "Read the parameters saved in an image (or drop one on the widget)" },
+    { $: "import-image", title: "Read the parameters saved in an image (or drop one on the widget)" },
     "Read an image…",
   );
-  const note = h("p", { cls: "hnote", "data-role": "history-note", "aria-live": "polite" });
+  const note = h("p", { cls: "hnote", $: "history-note", "aria-live": "polite" });
   const drawer = h("div", { cls: "hdrawer", hidden: true });
   const thumbs = new Thumbs(ctx, () => {
     gallery.render();
@@ -275,36 +276,26 @@ function mount(ctx: Ctx, config: HistoryConfig): HTMLElement {
     gallery.render();
   }
 
-  // -- full-size images
-  const viewImg = h("img", { alt: "" });
-  const viewLink = h("a", { download: "", "data-role": "history-download" }, "Download");
-  const viewClose = btn({}, "Close");
-  const viewer = h(
-    "dialog",
-    { cls: "viewer", "data-role": "history-viewer", "aria-label": "Image" },
-    viewImg,
-    h("div", { cls: "row between" }, viewLink, viewClose),
-  );
+  // -- full-size images, in the image viewer (js/lazy/viewer.ts)
   let viewUrl = "";
-  const dropView = (): void => {
-    if (viewUrl) URL.revokeObjectURL(viewUrl);
-    viewUrl = "";
-  };
-  listen(viewClose, "click", () => viewer.close());
-  listen(viewer, "close", dropView);
-  ctx.cleanup(dropView);
+  ctx.cleanup(() => URL.revokeObjectURL(viewUrl));
 
   async function view(run: Full, image: StoredImage): Promise<void> {
     if (!image.file) return;
     const [url, type] = await thumbs.one(image.file);
     if (!url) return say(`Image ${image.index} could not be read from the history.`, true);
-    dropView();
+    URL.revokeObjectURL(viewUrl); // one full-size image is kept at a time
     viewUrl = url;
-    viewImg.src = url;
-    viewImg.alt = `Image ${image.index} of run ${run.task_id ?? run.id}`;
-    viewLink.href = url;
-    viewLink.download = `${run.task_id ?? `run-${run.id}`}-${image.index}.${type.split("/")[1].replace("jpeg", "jpg")}`;
-    viewer.showModal();
+    const ext = type.split("/")[1].replace("jpeg", "jpg");
+    const picture = {
+      src: url,
+      name: `${run.task_id ?? `run-${run.id}`}-${image.index}.${ext}`,
+      alt: `Image ${image.index} of run ${run.task_id ?? run.id}`,
+    };
+    ctx.load<ShowPictures>("viewer").then(
+      (show) => show(ctx, [picture], 0),
+      (e: Error) => say(e.message, true),
+    );
   }
 
   // -- comparing two runs
@@ -334,7 +325,7 @@ function mount(ctx: Ctx, config: HistoryConfig): HTMLElement {
     showDrawer(
       h(
         "section",
-        { cls: "hdetails", "data-role": "history-diff", "aria-label": "Comparison" },
+        { cls: "hdetails", $: "history-diff", "aria-label": "Comparison" },
         h("div", { cls: "row between" }, h("strong", {}, "Compare runs"), close),
         h("div", { cls: "hpair" }, column(reply.a), column(reply.b)),
         diffTable(reply.rows as DiffRow[], head(reply.a), head(reply.b)),
@@ -357,8 +348,8 @@ function mount(ctx: Ctx, config: HistoryConfig): HTMLElement {
     say("");
     opened = null;
     drawerRun = null;
-    const apply = btn({ cls: "primary", "data-role": "apply-image" }, "Use these parameters");
-    const cancel = btn({ "data-role": "cancel-image" }, "Cancel");
+    const apply = btn({ cls: "primary", $: "apply-image" }, "Use these parameters");
+    const cancel = btn({ $: "cancel-image" }, "Cancel");
     listen(cancel, "click", closeDrawer);
     listen(
       apply,
@@ -379,10 +370,10 @@ function mount(ctx: Ctx, config: HistoryConfig): HTMLElement {
     showDrawer(
       h(
         "section",
-        { cls: "hdetails", "data-role": "image-params", "aria-label": `Parameters in ${reply.name}` },
+        { cls: "hdetails", $: "image-params", "aria-label": `Parameters in ${reply.name}` },
         h("strong", {}, `Parameters in ${reply.name}`),
         from && h("p", { cls: "muted" }, from),
-        h("code", { cls: "ask" }, reply.prompt_text),
+        h("code", { cls: "taskid" }, reply.prompt_text),
         diffTable(reply.rows as DiffRow[], "Now", "In the image"),
         h("div", { cls: "row" }, apply, cancel),
       ),
@@ -430,20 +421,18 @@ function mount(ctx: Ctx, config: HistoryConfig): HTMLElement {
     if (root.offsetParent) reload(false);
     else dirty = true;
   });
-  ctx.sub("tab", (id) => {
-    if (id !== "history") return;
-    if (dirty) reload(false);
-    else requestAnimationFrame(() => gallery.render());
-  });
+  // Shown again (its tab selected): catch up with what changed meanwhile.
+  const shown = new ResizeObserver(() => dirty && root.offsetParent && reload(false));
+  ctx.cleanup(() => shown.disconnect());
 
   const root = h(
     "section",
-    { cls: "history", "data-role": "history", "aria-label": "History" },
+    { cls: "history", $: "history", "aria-label": "History" },
     h("div", { cls: "row htools" }, search, starredLabel, failedLabel, ratio, count),
     h("div", { cls: "row htools" }, compare, undo, choose, file, note),
     h("div", { cls: "hbody" }, gallery.el, drawer),
-    viewer,
   );
+  shown.observe(root);
   showCount();
   reload(true);
   return root;

@@ -9,9 +9,10 @@
  *
  * A big panel loads lazily, to keep the main bundle small: its tab names a module
  * (`load: "history"`), built from js/lazy/<name>.ts into siray_widgets/static/lazy/<name>.js
- * (+ .css) by scripts/build.mjs. The first time a view shows the tab, it asks the kernel for
- * the module's text (the `load-panel` message), imports it from a blob: URL, calls its default
- * export with the panel's settings from Python (`LazyModule`) and mounts the panels it returns.
+ * (+ .css) by scripts/build.mjs. The first time a view shows the tab, `ctx.load(name)` asks the
+ * kernel for the module's text (the `load-module` message), imports it from a blob: URL, adds
+ * its CSS, calls its default export with the settings Python gives (`LazyModule`) and the tab
+ * mounts the panels it returns. Other code loads modules the same way (the image viewer).
  */
 import type { Ctx } from "../context";
 
@@ -32,5 +33,5 @@ export interface Tab {
   load?: string;
 }
 
-/** The default export of a lazily loaded module (js/lazy/<name>.ts). */
-export type LazyModule = (config: Record<string, unknown>) => Panel[];
+/** The default export of a lazily loaded module (js/lazy/<name>.ts): a tab's gives its panels. */
+export type LazyModule<T = Panel[]> = (config: Record<string, unknown>) => T;
