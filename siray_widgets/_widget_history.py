@@ -14,6 +14,7 @@ The store loads on the first history message or the first run, never at import.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
@@ -67,6 +68,26 @@ MAX_EVENTS: Final = 200
 WATCH_TICK: Final = 1.0
 
 MODULE_CONFIG["history"] = lambda: {"max_image_bytes": MAX_IMAGE_BYTES, "page": 100}
+
+
+_warm = False
+
+
+async def warm_store() -> None:
+    """Open the run store off the event loop the first time (about 50 ms of imports and
+    SQLite): :func:`record_run` then takes well under a millisecond."""
+    global _warm
+    if _warm:
+        return
+    from .store import StoreError, open_store, recording_enabled
+
+    def open_it() -> None:
+        if recording_enabled():
+            with contextlib.suppress(StoreError):  # record_run says why, once
+                open_store()
+
+    await asyncio.to_thread(open_it)
+    _warm = True
 
 
 def record_run(

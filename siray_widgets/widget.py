@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anywidget
 import traitlets
 
-from ._widget_history import HISTORY_KINDS, HistoryPanel, record_run, tell
+from ._widget_history import HISTORY_KINDS, HistoryPanel, record_run, tell, warm_store
 from ._widget_lazy import lazy_module
 from ._widget_snapshot import snapshot_html, snapshot_text, thumbnail
 from ._widget_snippets import is_local_url, is_safe_image_url, snippets
@@ -603,6 +603,7 @@ class ImagineWidget(anywidget.AnyWidget):
             client = await _open_client(secret, base_url, poll)
             generation.api_base_url = client.base_url
             # Recorded here, exactly once, as a widget run (the client has no hooks of its own).
+            await warm_store()
             generation.recorder = record_run(
                 generation.request,
                 secret=secret,
