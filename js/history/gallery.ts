@@ -153,7 +153,14 @@ export class Gallery {
       ? row.thumbs
           .slice(0, 4)
           .map((_, i) => (urls[i] ? h("img", { src: urls[i], alt: "", decoding: "async" }) : h("span", {})))
-      : [h("span", { cls: "hnone" }, stateText(row) || (row.outputs ? "images not kept" : "no images"))];
+      : [
+          h(
+            "span",
+            { cls: "hnone" },
+            stateText(row) || (row.outputs ? "images not kept" : "no images"),
+            h("small", {}, row.fail_reason || row.error),
+          ),
+        ];
     const state = stateText(row);
     const params = paramsText(row, this.names);
     return h(
