@@ -24,12 +24,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ._widget_lazy import MODULE_CONFIG
-from ._widget_snippets import midjourney_prompt
+from ._widget_snippets import is_local_url, midjourney_prompt
 from .config import Secret, redact
 from .errors import SirayError
 from .schema import FIELD_NAMES, FIELDS_BY_NAME, ImageRequest
+from .task import IMAGES_PER_TASK
 
 if TYPE_CHECKING:
+    from ._widget_tasks import Generation
     from .history import History
     from .store import NullRecorder, Recorder, Run
     from .widget import ImagineWidget
@@ -117,6 +119,22 @@ def record_run(
     except Exception:  # recording never costs a run
         logger.exception("recording a widget run failed")
         return None
+
+
+def limit_downloads(generation: Generation) -> None:
+    """Before a widget run is reported finished: the run store downloads its images in the
+    background only where the widget itself would fetch them (issue 11). No loopback URL but
+    those of the run's own API on this machine (the sandbox): a hostile API could name another
+    local service's admin URL. No more images than a task makes: it could name thousands.
+    Otherwise the run is recorded with its outputs listed, and no image kept."""
+    recorder = generation.recorder
+    outputs = generation.images
+    if recorder is None or not outputs or not hasattr(recorder, "keep"):
+        return
+    allowed = set(generation.local_images())
+    local = [url for url in outputs if is_local_url(url)]
+    if len(outputs) > IMAGES_PER_TASK or any(url not in allowed for url in local):
+        recorder.keep = False
 
 
 def tell(recorder: Recorder | NullRecorder | None, what: str, *args: Any) -> None:

@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anywidget
 import traitlets
 
-from ._widget_history import HISTORY_KINDS, HistoryPanel, record_run, tell, warm_store
+from ._widget_history import (
+    HISTORY_KINDS,
+    HistoryPanel,
+    limit_downloads,
+    record_run,
+    tell,
+    warm_store,
+)
 from ._widget_lazy import lazy_module
 from ._widget_snapshot import snapshot_html, snapshot_text, thumbnail
 from ._widget_snippets import is_local_url, is_safe_image_url, snippets
@@ -678,6 +685,7 @@ class ImagineWidget(anywidget.AnyWidget):
                 return
             generation.finished_at = time.time()
             self._publish(generation)
+        limit_downloads(generation)
         tell(generation.recorder, "finished", outcome)
         self._update_snapshots()
         generation._settle(outcome)

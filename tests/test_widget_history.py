@@ -107,6 +107,32 @@ def test_a_cancelled_widget_run_is_recorded_as_cancelled(
     assert (run.task_id, run.state) == (generation.task_id, "cancelled")
 
 
+def test_the_store_keeps_images_only_where_the_widget_itself_would_fetch(
+    make_widget: MakeWidget, fault_server: FaultServer, shared: RunStore
+) -> None:
+    """Issue 11 for the run store: an API that names another local service's URLs (or more
+    images than a task makes) gets the run recorded, its outputs listed, and nothing fetched."""
+    admin = FaultServer()
+    try:
+        trap = [f"{admin.url}/internal/admin?action=drop-all", f"{admin.url}/img/1.png"]
+        many = [f"https://cdn.example/{n}.png" for n in range(16)]
+        for task_id, outputs in (("t-trap", trap), ("t-many", many)):
+            fault_server.on("POST", CREATE, created(task_id))
+            fault_server.on("GET", task_path(task_id), task_reply(task_id, outputs=outputs))
+        w = make_widget()
+        w.base_url, w.api_key = fault_server.url, KEY
+        for task_id, outputs in (("t-trap", trap), ("t-many", many)):
+            generation = run_of(w, send(w, "generate", body=w.request_json))
+            generation.result(timeout=WAIT)
+            assert generation.recorder.images is None  # no download was started
+            run = shared.get(task_id)
+            assert (run.state, run.outputs, run.images_state) == ("success", tuple(outputs), "none")
+        time.sleep(0.5)
+        assert admin.seen == []
+    finally:
+        admin.close()
+
+
 # -- the stuck-task watchdog ------------------------------------------------------------------
 
 

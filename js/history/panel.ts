@@ -211,16 +211,25 @@ function mount(ctx: Ctx, config: HistoryConfig): HTMLElement {
       else closeDrawer(); // deleted elsewhere
       return;
     }
-    showDetails(reply.run as Full);
+    // A refresh (the store changed) draws the drawer again only if this run changed.
+    if (focus || JSON.stringify(reply.run) !== JSON.stringify(drawerRun)) showDetails(reply.run as Full);
     if (focus) drawer.querySelector<HTMLElement>("[data-restore]")?.focus();
   }
 
   function showDetails(run: Full): void {
+    const same = drawerRun?.id === run.id;
     drawerRun = run;
     const active = document.activeElement as HTMLElement | null;
     const focused = drawer.contains(active) ? active?.dataset : undefined;
+    const before = drawer.firstElementChild;
+    const scrolled = same ? (before?.scrollTop ?? 0) : 0;
+    const unfolded = same && Boolean(drawer.querySelector("details")?.open);
     showDrawer(details(ctx, run, thumbs, picked.includes(run.id), actions(run)));
-    // Focus stays on the same button when the drawer is drawn again (a star, a rating).
+    // Drawn again for the same run (a star, a rating, news from the store): the user's place
+    // stays: the focused button, the scroll position, the unfolded request and events.
+    const fold = drawer.querySelector("details");
+    if (fold) fold.open = unfolded;
+    if (drawer.firstElementChild) drawer.firstElementChild.scrollTop = scrolled;
     const again = focused && drawer.querySelector<HTMLElement>(selectorOf(focused));
     again?.focus();
   }
