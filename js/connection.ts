@@ -42,17 +42,21 @@ let counter = 0;
 
 export class Connection {
   link: Link = "unknown";
-  private pending = new Map<string, Pending>();
-  private timer = 0;
-  private idleSince = 0;
+  // #private fields: the minifier shortens their names (the bundle has a size budget).
+  #pending = new Map<string, Pending>();
+  #timer = 0;
+  #idleSince = 0;
+  #model: Model;
+  #changed: (link: Link) => void;
 
-  constructor(
-    private model: Model,
-    private changed: (link: Link) => void,
-  ) {}
+  constructor(model: Model, changed: (link: Link) => void) {
+    this.#model = model;
+    this.#changed = changed;
+  }
 
-  /** Send `{kind, id, ...content}`; resolves with the reply (ok false once gone). */
-  send(kind: string, content: Record<string, unknown> = {}): Promise<Reply> {
+  /** Send `{kind, id, ...content}` (and binary buffers); resolves with the reply (ok false
+   * once gone), whose own buffers are in `buffers`. */
+  send(kind: string, content: Record<string, unknown> = {}, buffers?: ArrayBuffer[]): Promise<Reply> {
     const id = `${Date.now().toString(36)}-${++counter}`;
     return new Promise((resolve) => {
       if (this.link === "gone") {
@@ -60,69 +64,69 @@ export class Connection {
         return;
       }
       const entry: Pending = { resolve, kind, sent: Date.now(), handled: 0 };
-      this.pending.set(id, entry);
+      this.#pending.set(id, entry);
       const status = (msg: { content?: { execution_state?: string } }): void => {
         if (msg?.content?.execution_state === "idle") entry.handled = Date.now();
       };
       try {
-        this.model.send({ kind, id, ...content }, { iopub: { status } });
+        this.#model.send({ kind, id, ...content }, { iopub: { status } }, buffers);
       } catch {
         this.lose(); // "Cannot send": the kernel behind this view was restarted or shut down
         return;
       }
-      if (!this.timer) this.timer = window.setInterval(() => this.check(), 500);
+      if (!this.#timer) this.#timer = window.setInterval(() => this.#check(), 500);
     });
   }
 
   /** A message from the kernel: resolves the request it answers. */
-  receive(msg: Reply): void {
-    const entry = this.pending.get(msg.id);
+  receive(msg: Reply, buffers?: DataView[]): void {
+    const entry = this.#pending.get(msg.id);
     if (!entry || msg.kind !== `${entry.kind}-response`) return;
-    this.pending.delete(msg.id);
-    entry.resolve(msg);
-    this.set("live");
+    this.#pending.delete(msg.id);
+    entry.resolve({ ...msg, buffers });
+    this.#set("live");
   }
 
   /** The model's comm died (kernel restart, websocket lost): nothing will answer again. */
   lose(): void {
     if (this.link === "gone") return;
-    this.set("gone");
-    for (const [id, entry] of this.pending) {
+    this.#set("gone");
+    for (const [id, entry] of this.#pending) {
       entry.resolve({ kind: `${entry.kind}-response`, id, ok: false, error: GONE });
     }
-    this.pending.clear();
+    this.#pending.clear();
   }
 
   dispose(): void {
-    window.clearInterval(this.timer);
+    window.clearInterval(this.#timer);
   }
 
-  private check(): void {
+  #check(): void {
     const now = Date.now();
-    if (!this.pending.size) {
-      window.clearInterval(this.timer);
-      this.timer = 0;
+    if (!this.#pending.size) {
+      window.clearInterval(this.#timer);
+      this.#timer = 0;
       return;
     }
-    const kernel = (this.model.widget_manager as { kernel?: KernelLike } | undefined)?.kernel;
+    const kernel = (this.#model.widget_manager as { kernel?: KernelLike } | undefined)?.kernel;
     const idle = kernel?.status === "idle";
-    this.idleSince = idle ? this.idleSince || now : 0;
+    this.#idleSince = idle ? this.#idleSince || now : 0;
     let slow = false;
-    for (const entry of this.pending.values()) {
+    for (const entry of this.#pending.values()) {
       const unanswered = entry.handled && now - entry.handled > HANDLED_MS;
-      const ignored = idle && now - entry.sent > IDLE_MS && now - this.idleSince > IDLE_MS;
+      const ignored = idle && now - entry.sent > IDLE_MS && now - this.#idleSince > IDLE_MS;
       if (unanswered || ignored) {
         this.lose();
         return;
       }
       slow ||= now - entry.sent > SLOW_MS;
     }
-    if (slow) this.set("slow");
+    if (slow) this.#set("slow");
   }
 
-  private set(link: Link): void {
+  #set(link: Link): void {
     if (this.link === link || this.link === "gone") return;
     this.link = link;
-    this.changed(link);
+    this.#changed(link);
   }
 }

@@ -37,6 +37,9 @@ export interface Run {
   request_json: string;
   seed?: number;
   seed_random?: boolean;
+  stalled?: boolean;
+  history_id?: number | null;
+  summary?: string;
 }
 
 /** Events between the panels of one view. */
@@ -46,7 +49,9 @@ export type Topic =
   | "shown" // another run was picked in the task panel
   | "validity" // the set of invalid fields changed
   | "link" // the connection to the kernel changed
-  | "generate"; // Ctrl+Enter anywhere in the view
+  | "generate" // Ctrl+Enter anywhere in the view
+  | "images" // image bytes arrived: ctx.src may give more
+  | "import"; // an image file was dropped on the view (the File)
 
 export const ACTIVE = new Set(["starting", "running"]);
 
@@ -58,11 +63,17 @@ export class Ctx {
   selected: string | null = null;
   /** Field name -> why its typed value cannot be sent. */
   readonly invalid = new Map<string, string>();
-  private readonly prefix = `siray-${Math.random().toString(36).slice(2, 9)}`;
-  private n = 0;
-  private readonly cleanups: Array<() => void> = [];
-  private readonly topics = new Map<Topic, Set<(...args: unknown[]) => void>>();
-  private readonly live: HTMLElement;
+  /** What an img shows for an output URL ("" while it cannot be shown): set by the results panel. */
+  src: (url: string) => string = () => "";
+  /** Show a tab by id (a lazily loaded one is loaded first): set by render. */
+  tab: (id: string) => Promise<void> = async () => {};
+  readonly #modules = new Map<string, Promise<unknown>>();
+  // #private fields: the minifier shortens their names (the bundle has a size budget).
+  readonly #prefix = `siray-${Math.random().toString(36).slice(2, 9)}`;
+  #n = 0;
+  readonly #cleanups: Array<() => void> = [];
+  readonly #topics = new Map<Topic, Set<(...args: unknown[]) => void>>();
+  readonly #live: HTMLElement;
 
   constructor(
     readonly model: Model,
@@ -70,12 +81,12 @@ export class Ctx {
   ) {
     this.root = root;
     this.schema = model.get("schema") as Schema;
-    this.live = h("span", { cls: "offscreen", "aria-live": "polite" });
-    root.append(this.live);
+    this.#live = h("span", { cls: "offscreen", "aria-live": "polite" });
+    root.append(this.#live);
     this.conn = new Connection(model, (link: Link) => this.emit("link", link));
     this.cleanup(() => this.conn.dispose());
     this.on("comm_live_update", () => this.conn.lose());
-    this.on("msg:custom", (msg) => this.conn.receive(msg as Reply));
+    this.on("msg:custom", (msg, buffers) => this.conn.receive(msg as Reply, buffers as DataView[]));
   }
 
   get fields(): Field[] {
@@ -84,7 +95,7 @@ export class Ctx {
 
   /** An id unique in the page (per view, never per module). */
   id(stem: string): string {
-    return `${this.prefix}-${stem}-${++this.n}`;
+    return `${this.#prefix}-${stem}-${++this.#n}`;
   }
 
   // biome-ignore lint/suspicious/noExplicitAny: trait values are plain JSON
@@ -113,8 +124,33 @@ export class Ctx {
     this.cleanup(() => this.model.off(event, cb));
   }
 
-  send(kind: string, content?: Record<string, unknown>): Promise<Reply> {
-    return this.conn.send(kind, content);
+  send(kind: string, content?: Record<string, unknown>, buffers?: ArrayBuffer[]): Promise<Reply> {
+    return this.conn.send(kind, content, buffers);
+  }
+
+  /**
+   * A lazily loaded module (js/lazy/<name>.ts, see js/panels/panel.ts), once per view: its text
+   * comes from the kernel (`load-module`), is imported from a blob: URL, its CSS goes in a
+   * <style> in the view, and its default export is called with its settings from Python.
+   * Rejects with the reason (no kernel, not built).
+   */
+  load<T>(name: string): Promise<T> {
+    let loading = this.#modules.get(name);
+    if (!loading) {
+      loading = this.send("load-module", { name }).then(async (r) => {
+        if (!r.ok) throw Error(r.error);
+        const url = URL.createObjectURL(new Blob([r.code], { type: "text/javascript" }));
+        try {
+          const made = (await import(url)).default(r.config);
+          this.root.append(h("style", {}, r.css));
+          return made;
+        } finally {
+          URL.revokeObjectURL(url);
+        }
+      });
+      this.#modules.set(name, loading);
+    }
+    return loading as Promise<T>;
   }
 
   get gone(): boolean {
@@ -122,26 +158,26 @@ export class Ctx {
   }
 
   sub(topic: Topic, cb: (...args: unknown[]) => void): void {
-    const set = this.topics.get(topic) ?? new Set();
+    const set = this.#topics.get(topic) ?? new Set();
     set.add(cb);
-    this.topics.set(topic, set);
+    this.#topics.set(topic, set);
   }
 
   emit(topic: Topic, ...args: unknown[]): void {
-    for (const cb of this.topics.get(topic) ?? []) cb(...args);
+    for (const cb of this.#topics.get(topic) ?? []) cb(...args);
   }
 
   announce(text: string): void {
-    this.live.textContent = text;
+    this.#live.textContent = text;
   }
 
   cleanup(fn: () => void): void {
-    this.cleanups.push(fn);
+    this.#cleanups.push(fn);
   }
 
   dispose(): void {
-    for (const fn of this.cleanups.splice(0)) fn();
-    this.topics.clear();
+    for (const fn of this.#cleanups.splice(0)) fn();
+    this.#topics.clear();
   }
 
   runs(): Run[] {
@@ -156,6 +192,7 @@ export class Ctx {
   /** How a run's status reads: the run state where it says more than the last status seen. */
   word(run: Run | undefined): string {
     if (!run) return "";
+    if (run.stalled) return "stalled"; // only ever true while the run is going
     return run.state === "cancelled" || run.state === "error" || !run.status ? run.state : run.status;
   }
 

@@ -8,7 +8,9 @@ export type Kid = Node | string | null | undefined | false;
 
 /**
  * Create an element; attribute values and text children are never parsed as HTML.
- * `cls: "row between"` sets the classes `siray-row siray-between` (every class is prefixed).
+ * `cls: "row between"` sets the classes `siray-row siray-between` (every class is prefixed);
+ * `$: "task-id"` sets `data-role` (the roles of docs/widget-contract.md: there are many, and
+ * the bundle has a size budget).
  */
 export function h<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -19,6 +21,7 @@ export function h<K extends keyof HTMLElementTagNameMap>(
   for (const [key, value] of Object.entries(attrs)) {
     if (value === null || value === undefined || value === false) continue;
     if (key === "cls") el.className = String(value).replace(/\S+/g, "siray-$&");
+    else if (key === "$") el.dataset.role = String(value);
     else el.setAttribute(key, value === true ? "" : String(value));
   }
   for (const kid of kids) if (kid) el.append(kid);

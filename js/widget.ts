@@ -11,7 +11,7 @@ import { GONE } from "./connection";
 import { Ctx, type Model } from "./context";
 import { btn, h, listen } from "./dom";
 import { TABS } from "./panels/index";
-import type { Tab } from "./panels/panel";
+import type { Panel, Tab } from "./panels/panel";
 import "./widget.css";
 
 /** The header: title, sandbox badge, where the key comes from, the workshop quota and this
@@ -21,15 +21,15 @@ function header(ctx: Ctx): HTMLElement[] {
     "span",
     {
       cls: "badge",
-      "data-role": "sandbox-badge",
+      $: "sandbox-badge",
       title: "No API key: requests go to the offline sandbox and images are placeholders.",
     },
     "Sandbox",
   );
-  const source = h("span", { cls: "muted", "data-role": "key-source" });
-  const quota = h("span", { cls: "quota", "data-role": "quota", role: "status" });
-  const session = h("span", { cls: "muted", "data-role": "session" });
-  const banner = h("div", { cls: "banner", "data-role": "connection", role: "alert", hidden: true });
+  const source = h("span", { cls: "muted", $: "key-source" });
+  const quota = h("span", { cls: "quota", $: "quota", role: "status" });
+  const session = h("span", { cls: "muted", $: "session" });
+  const banner = h("div", { cls: "banner", $: "connection", role: "alert", hidden: true });
   const render = (): void => {
     const sandbox = Boolean(ctx.get("sandbox"));
     const from = String(ctx.get("key_source") ?? "");
@@ -71,19 +71,34 @@ function header(ctx: Ctx): HTMLElement[] {
   ];
 }
 
+/** Mount a lazily loaded tab's panels (js/panels/panel.ts), or say why they cannot be. */
+async function load(ctx: Ctx, name: string, areas: Record<string, HTMLElement>): Promise<void> {
+  const note = h("p", { cls: "muted", $: "loading" }, "Loading…");
+  areas.wide.append(note);
+  try {
+    for (const panel of await ctx.load<Panel[]>(name)) areas[panel.area].append(panel.mount(ctx));
+    note.remove();
+  } catch (e) {
+    note.textContent = (e as Error).message;
+  }
+}
+
 /** The tab strip (shown once there are two tabs or more) and one tabpanel per tab. */
 function tabs(ctx: Ctx, list: Tab[]): HTMLElement[] {
   const strip = h("div", { cls: "tabs", role: "tablist", "aria-label": "Views", hidden: list.length < 2 });
   const buttons: HTMLButtonElement[] = [];
+  const loads: Array<() => Promise<void>> = [];
   const bodies = list.map((tab, i) => {
     const tabId = ctx.id(`tab-${tab.id}`);
     const bodyId = ctx.id(`tabpanel-${tab.id}`);
     const areas = { main: h("div", { cls: "main" }), side: h("div", { cls: "side" }), wide: h("div") };
     for (const panel of tab.panels) areas[panel.area].append(panel.mount(ctx));
+    let loading: Promise<void> | undefined;
+    loads.push(() => (loading ??= tab.load ? load(ctx, tab.load, areas) : Promise.resolve()));
     const button = btn({ role: "tab", id: tabId, "aria-controls": bodyId, "data-tab": tab.id }, tab.label);
     buttons.push(button);
     strip.append(button);
-    listen(button, "click", () => select(i));
+    listen(button, "click", () => void select(i));
     return h(
       "div",
       { role: list.length > 1 ? "tabpanel" : null, id: bodyId, "aria-labelledby": list.length > 1 ? tabId : null },
@@ -91,22 +106,30 @@ function tabs(ctx: Ctx, list: Tab[]): HTMLElement[] {
       areas.wide,
     );
   });
-  const select = (index: number, focus = false): void => {
+  const select = (index: number, focus = false): Promise<void> => {
     buttons.forEach((b, i) => {
       b.setAttribute("aria-selected", String(i === index));
       b.tabIndex = i === index ? 0 : -1;
       bodies[i].hidden = i !== index;
     });
     if (focus) buttons[index]?.focus();
+    return loads[index]();
   };
+  ctx.tab = (id) =>
+    select(
+      Math.max(
+        0,
+        list.findIndex((t) => t.id === id),
+      ),
+    );
   listen<KeyboardEvent>(strip, "keydown", (e) => {
     const at = buttons.indexOf(document.activeElement as HTMLButtonElement);
     const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: buttons.length - 1 }[e.key];
     if (at < 0 || to === undefined) return;
     e.preventDefault();
-    select((to + buttons.length) % buttons.length, true);
+    void select((to + buttons.length) % buttons.length, true);
   });
-  select(0);
+  void select(0);
   return [strip, ...bodies];
 }
 
@@ -127,6 +150,16 @@ export function mount(model: Model, el: HTMLElement, list: Tab[] = TABS): () => 
     const save = (e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "s";
     if (e.key !== "Escape" && !save) e.stopPropagation();
   });
+  // An image file dropped anywhere on the view: the History tab reads its parameters.
+  for (const type of ["dragover", "drop"]) {
+    listen<DragEvent>(root, type, (e) => {
+      const file = e.dataTransfer?.files[0];
+      if (!e.dataTransfer?.types.includes("Files")) return;
+      e.preventDefault();
+      e.stopPropagation();
+      if (file) void ctx.tab("history").then(() => ctx.emit("import", file));
+    });
+  }
   el.append(root);
   // Is a kernel answering for this widget? (A notebook reopened from saved state has none.)
   void ctx.send("hello");

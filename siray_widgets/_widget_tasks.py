@@ -18,7 +18,7 @@ from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._download import origin
-from ._widget_snippets import is_local_url
+from ._widget_snippets import is_local_url, midjourney_prompt
 from .config import API_KEY_ENV, Secret, check_key, redact
 from .errors import (
     AuthenticationError,
@@ -31,7 +31,7 @@ from .errors import (
     ValidationError,
     WorkshopError,
 )
-from .schema import AnyRequest
+from .schema import AnyRequest, ImageRequest
 from .task import IMAGES_PER_TASK, Task, TaskStatus
 
 if TYPE_CHECKING:
@@ -88,6 +88,11 @@ class Generation:
         self.api_base_url: str | None = None
         #: The run's estimated cost, held in the session until its task exists or not.
         self._charge: Reservation | None = None
+        #: Records the run in the run store (set when its client exists; None when recording
+        #: is off or failed). Its ``state`` says "stalled" when the run stopped moving.
+        self.recorder: Any = None
+        #: The request as a Midjourney prompt (defaults left out): what the run's button says.
+        self.summary: str = midjourney_prompt(request) if isinstance(request, ImageRequest) else ""
 
     # -- reading --
 
@@ -120,6 +125,18 @@ class Generation:
         if self.task is None or self.task.status is not TaskStatus.SUCCESS:
             return []
         return list(self.task.outputs)
+
+    @property
+    def stalled(self) -> bool:
+        """Still followed, but its status and progress have not moved for a while (the run
+        store's watchdog says so; "Keep waiting" or any movement ends it)."""
+        return not self.done and getattr(self.recorder, "state", "") == "stalled"
+
+    @property
+    def history_id(self) -> int | None:
+        """The run's row in the run store (None if it is not recorded)."""
+        run_id = getattr(self.recorder, "run_id", None)
+        return run_id if isinstance(run_id, int) else None
 
     @property
     def awaits_task_id(self) -> bool:
@@ -156,6 +173,9 @@ class Generation:
             "request_json": self.request_json,
             "seed": self.seed,
             "seed_random": self.seed_random,
+            "stalled": self.stalled,
+            "history_id": self.history_id,
+            "summary": self.summary,
         }
         if run["seed"] is None:  # nothing to show or reuse
             del run["seed"], run["seed_random"]

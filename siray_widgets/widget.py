@@ -26,6 +26,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 import anywidget
 import traitlets
 
+from ._widget_history import (
+    HISTORY_KINDS,
+    HistoryPanel,
+    limit_downloads,
+    record_run,
+    tell,
+    warm_store,
+)
+from ._widget_lazy import lazy_module
 from ._widget_snapshot import snapshot_html, snapshot_text, thumbnail
 from ._widget_snippets import is_local_url, is_safe_image_url, snippets
 from ._widget_tasks import (
@@ -281,6 +290,10 @@ class ImagineWidget(anywidget.AnyWidget):
         self._base_url: str | None = None
         #: How often to poll (None: the client's default, Siray's 3-5 s guidance).
         self.poll: PollSchedule | None = None
+        #: Seconds without a change in status or progress before a run shows "stalled"
+        #: (None: from the poll schedule, see siray_widgets.store.default_stall_after).
+        self.stall_after: float | None = None
+        self._history: HistoryPanel | None = None  # the History tab's messages, once used
         self._runs: list[Generation] = []  # newest last, at most MAX_RUNS (+ active ones)
         self._current: Generation | None = None
         self._asyncio_tasks: set[asyncio.Task[Any]] = set()  # strong references
@@ -595,12 +608,13 @@ class ImagineWidget(anywidget.AnyWidget):
 
     # -- messages --
 
-    def _on_custom_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+    def _on_custom_msg(self, _widget: Any, content: Any, buffers: Any) -> None:
         """The one dispatcher for the front end's messages."""
         if not isinstance(content, dict):
             return
         kind = content.get("kind")
         reply: dict[str, Any] = {"kind": f"{kind}-response", "id": content.get("id"), "ok": True}
+        data: list[bytes] = []  # binary buffers of the reply
         try:
             if kind == "generate":
                 reply.update(self._generate_from_front_end(content.get("body")))
@@ -628,6 +642,21 @@ class ImagineWidget(anywidget.AnyWidget):
                 known = {url for g in self.runs for url in g.local_images()}
                 wanted = [u for u in urls if u in known] if isinstance(urls, list) else []
                 reply["urls"] = self._send_images(wanted)
+            elif kind in HISTORY_KINDS:  # the History tab (siray_widgets/_widget_history.py)
+                if self._history is None:
+                    self._history = HistoryPanel(self)
+                answer, data = self._history.handle(kind, content, buffers or [])
+                reply.update(answer)
+            elif kind == "keep-waiting":
+                stalled = self._keep_waiting(content.get("run"))
+                reply.update(ok=stalled is not None, stalled=bool(stalled))
+                if stalled is None:
+                    reply["error"] = "that run is no longer listed in this widget"
+            elif kind == "load-module":  # a lazily loaded front-end module (js/lazy/)
+                try:
+                    reply.update(lazy_module(content.get("name")))
+                except ValueError as exc:  # said in the tab, not in the run's error line
+                    reply.update(ok=False, error=str(exc))
             else:
                 raise ValueError(
                     f"unknown message kind {kind!r}: the page and the kernel run different "
@@ -638,7 +667,7 @@ class ImagineWidget(anywidget.AnyWidget):
             with self._lock:
                 self.set_trait("error", message)
             reply.update(ok=False, error=message)
-        self.send(reply)
+        self.send(reply, buffers=data or None)
 
     def _generate_from_front_end(self, body: Any) -> dict[str, Any]:
         with self._lock:
@@ -695,6 +724,23 @@ class ImagineWidget(anywidget.AnyWidget):
             raise ValueError("that run is no longer listed; press Generate instead")
         generation = self._start(old.request.replace(), seed_random=old.seed_random)
         return {"run": generation.id}
+
+    def _keep_waiting(self, run: Any) -> bool | None:
+        """The user's "Keep waiting" on a stalled run: it counts as running until it stalls
+        again. Returns whether it is stalled now (None: no such run)."""
+        with self._lock:
+            generation = next((g for g in self._runs if g.id == run), None)
+        if generation is None:
+            return None
+        tell(generation.recorder, "keep_waiting")
+        self._publish(generation)
+        return generation.stalled
+
+    def _recorded(self, generation: Generation) -> None:
+        """The run's recorder changed (a reading, a stall seen by the watchdog's thread, the
+        images kept): show whether it is stalled."""
+        if not generation.done:
+            self._publish(generation)
 
     # -- runs --
 
@@ -783,6 +829,15 @@ class ImagineWidget(anywidget.AnyWidget):
         try:
             client = await _open_client(secret, base_url, poll)
             generation.api_base_url = client.base_url
+            # Recorded here, exactly once, as a widget run (the client has no hooks of its own).
+            await warm_store()
+            generation.recorder = record_run(
+                generation.request,
+                secret=secret,
+                poll=client.poll,
+                stall_after=self.stall_after,
+                on_change=lambda _: self._recorded(generation),
+            )
             if client.sandbox != self.sandbox:
                 with self._lock:
                     self.set_trait("sandbox", client.sandbox)
@@ -792,6 +847,7 @@ class ImagineWidget(anywidget.AnyWidget):
                 self._show_quota(client.quota, _workshop_problem(exc))
                 raise
             self._show_quota(client.quota, "")  # a workshop proxy says what is left
+            tell(generation.recorder, "submitted", task_id)
             with self._lock:
                 generation.task_id = task_id
                 generation.state = "running"
@@ -833,6 +889,7 @@ class ImagineWidget(anywidget.AnyWidget):
                 self._finish(generation, outcome)
 
     def _on_reading(self, generation: Generation, task: Task) -> None:
+        tell(generation.recorder, "reading", task)
         with self._lock:
             generation.task = task
             if generation.state == "starting":
@@ -860,6 +917,8 @@ class ImagineWidget(anywidget.AnyWidget):
                 charge.commit()
             else:
                 charge.release()
+        limit_downloads(generation)
+        tell(generation.recorder, "finished", outcome)
         self._update_snapshots()
         generation._settle(outcome)
         for callback in list(self._callbacks):
@@ -1282,4 +1341,5 @@ def _new_client(
     first client without a key starts the sandbox server; neither should block the kernel."""
     from .client import AsyncSirayClient
 
-    return AsyncSirayClient(secret, base_url, poll=poll)
+    # hooks=False: the widget records its runs itself (_run), once, as origin "widget".
+    return AsyncSirayClient(secret, base_url, poll=poll, hooks=False)

@@ -1,10 +1,12 @@
 """The panel registry (issue 7, "Ready to grow"), in headless Chromium without JupyterLab.
 
-``render`` composes the tabs listed in ``js/panels/index.ts``; a later panel (History, Sweep,
-Diff) joins as a tab. This bundles ``js/widget.ts`` with a test entry that adds a dummy tab,
-mounts it on a model double that holds a real ImagineWidget's state, and checks the tab strip
-(ARIA tabs, keyboard), per-view ids, and that unmounting leaves no listener behind
-(docs/widget-contract.md, "Front end layout"). The widget itself is tested in a real JupyterLab
+``render`` composes the tabs listed in ``js/panels/index.ts``; a later panel joins as a tab,
+built in or loaded lazily from the kernel (History; later Sweep). This bundles ``js/widget.ts``
+with a test entry that adds a dummy tab, mounts it on a model double that holds a real
+ImagineWidget's state, and checks the tab strip (ARIA tabs, keyboard), per-view ids, that
+unmounting leaves no listener behind, and the lazy-module mechanism (the ``load-module`` message,
+the module imported from a blob: URL, its CSS and settings) (docs/widget-contract.md, "Front
+end layout", "Lazy panels"). The widget itself is tested in a real JupyterLab
 by the other ``test_browser_*`` modules.
 """
 
@@ -46,9 +48,11 @@ const history = {
   }],
 };
 
-/** A model double: the state of a real ImagineWidget, listeners counted, sends recorded. */
+/** A model double: the state of a real ImagineWidget, listeners counted, sends recorded;
+ * `fire(name, ...args)` calls the listeners (a kernel's message: "msg:custom"). */
 function fakeModel(state) {
   const listeners = new Map();
+  const callbacks = new Map();
   const sent = [];
   return {
     sent,
@@ -57,13 +61,23 @@ function fakeModel(state) {
     set: (name, value) => { state[name] = value; },
     save_changes() {},
     send(content) { sent.push(content); },
-    on(name, cb) { listeners.set(name, (listeners.get(name) ?? 0) + 1); },
-    off(name) { listeners.set(name, (listeners.get(name) ?? 1) - 1); },
+    on(name, cb) {
+      listeners.set(name, (listeners.get(name) ?? 0) + 1);
+      callbacks.set(name, [...(callbacks.get(name) ?? []), cb]);
+    },
+    off(name, cb) {
+      listeners.set(name, (listeners.get(name) ?? 1) - 1);
+      callbacks.set(name, (callbacks.get(name) ?? []).filter((c) => c !== cb));
+    },
+    fire(name, ...args) { for (const cb of callbacks.get(name) ?? []) cb(...args); },
     widget_manager: {},
   };
 }
 
-window.sirayTest = { mount, TABS, history, fakeModel };
+const lazy = { id: "lazy", label: "Lazy", panels: [], load: "demo" };
+const GENERATE = TABS.filter((t) => !t.load);
+
+window.sirayTest = { mount, GENERATE, history, lazy, fakeModel };
 """
 
 
@@ -106,12 +120,12 @@ def page(browser: Browser, bundle: tuple[str, str]) -> Iterator[Page]:
     context.close()
 
 
-def mount(page: Page, state: dict[str, Any], where: str, *, extra: bool) -> None:
+def mount(page: Page, state: dict[str, Any], where: str, *, extra: bool | str) -> None:
     page.evaluate(
         """([state, where, extra]) => {
             const t = window.sirayTest;
             const model = t.fakeModel(structuredClone(state));
-            const tabs = extra ? [...t.TABS, t.history] : t.TABS;
+            const tabs = [...t.GENERATE, ...(extra ? [extra === "lazy" ? t.lazy : t.history] : [])];
             window[`model_${where}`] = model;
             window[`unmount_${where}`] = t.mount(model, document.getElementById(where), tabs);
         }""",
@@ -186,3 +200,71 @@ def test_two_views_never_share_an_id_and_unmounting_leaves_no_listener(
     assert left == {}
     assert page.locator("#one .siray-widget").count() == 0
     assert page.locator("#two .siray-widget").count() == 1
+
+
+DEMO = """export default (config) => [{
+  area: "wide",
+  mount(ctx) {
+    const el = document.createElement("p");
+    el.dataset.role = "demo";
+    el.id = ctx.id("demo");
+    el.className = "siray-demo";
+    el.textContent = `loaded with n=${config.n}`;
+    return el;
+  },
+}];"""
+
+
+def answer(page: Page, where: str, kind: str, **content: Any) -> None:
+    """The kernel's reply to the last ``kind`` message the view sent."""
+    page.evaluate(
+        """([where, kind, content]) => {
+            const model = window[`model_${where}`];
+            const msg = model.sent.filter((m) => m.kind === kind).at(-1);
+            model.fire("msg:custom", { kind: `${kind}-response`, id: msg.id, ...content }, []);
+        }""",
+        [where, kind, content],
+    )
+
+
+def test_a_lazy_tab_loads_its_module_from_the_kernel_once(
+    page: Page, state: dict[str, Any]
+) -> None:
+    """Shown the first time, a tab with ``load`` asks for its module (``load-module``), imports
+    the text from a blob: URL, calls the default export with the settings, mounts the panels
+    and adds the CSS; shown again, it asks nothing more."""
+    from playwright.sync_api import expect
+
+    mount(page, state, "one", extra="lazy")
+    root = page.locator("#one .siray-widget")
+    kinds = "window.model_one.sent.map(m => m.kind + (m.name ? ':' + m.name : ''))"
+    assert page.evaluate(kinds) == ["hello"]  # nothing loads before the tab is shown
+    root.locator("[role=tab][data-tab=lazy]").click()
+    assert page.evaluate(kinds) == ["hello", "load-module:demo"]
+    expect(root.locator('[data-role="loading"]')).to_have_text("Loading…")
+    css = ".siray-widget .siray-demo { color: rgb(1, 2, 3); }"
+    answer(page, "one", "load-module", ok=True, code=DEMO, css=css, config={"n": 7})
+    demo = root.locator('[data-role="demo"]')
+    expect(demo).to_have_text("loaded with n=7")
+    expect(demo).to_have_css("color", "rgb(1, 2, 3)")
+    expect(root.locator('[data-role="loading"]')).to_have_count(0)
+    root.locator("[role=tab][data-tab=generate]").click()
+    expect(demo).to_be_hidden()
+    root.locator("[role=tab][data-tab=lazy]").click()
+    expect(demo).to_be_visible()
+    assert page.evaluate(kinds) == ["hello", "load-module:demo"]
+
+
+def test_a_lazy_tab_says_why_it_could_not_load(page: Page, state: dict[str, Any]) -> None:
+    from playwright.sync_api import expect
+
+    mount(page, state, "one", extra="lazy")
+    root = page.locator("#one .siray-widget")
+    root.locator("[role=tab][data-tab=lazy]").click()
+    answer(page, "one", "load-module", ok=False, error="the demo panel is not built")
+    expect(root.locator('[data-role="loading"]')).to_have_text("the demo panel is not built")
+    mount(page, state, "two", extra="lazy")
+    two = page.locator("#two .siray-widget")
+    two.locator("[role=tab][data-tab=lazy]").click()
+    answer(page, "two", "load-module", ok=True, code="export default 42;", css="", config={})
+    expect(two.locator('[data-role="loading"]')).to_contain_text("not a function")

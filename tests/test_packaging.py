@@ -21,6 +21,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = ("siray_widgets/static/widget.js", "siray_widgets/static/widget.css")
+#: Modules the kernel sends when first needed (siray_widgets/_widget_lazy.py).
+LAZY = tuple(
+    f"siray_widgets/static/lazy/{name}.{ext}"
+    for name in ("history", "viewer")
+    for ext in ("js", "css")
+)
 # Never copied: build products, caches, and what git ignores.
 SKIP_PARTS = {".git", ".venv", "node_modules", "static", "dist", "build", "test-artifacts"}
 
@@ -73,9 +79,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zipfile.ZipFile]
 
 
 @pytest.mark.timeout(360)
-@pytest.mark.parametrize("member", BUNDLE)
+@pytest.mark.parametrize("member", BUNDLE + LAZY)
 def test_wheel_contains_the_bundle(wheel: zipfile.ZipFile, member: str) -> None:
-    """widget.js and widget.css are in the wheel and not empty."""
+    """widget.js and widget.css, and each lazily loaded module, are in the wheel, not empty."""
     names = wheel.namelist()
     assert member in names, f"{member} missing from the wheel; it holds {sorted(names)}"
     assert wheel.getinfo(member).file_size > 0, f"{member} is empty in the wheel"
@@ -98,3 +104,11 @@ def test_wheel_declares_the_console_script(wheel: zipfile.ZipFile) -> None:
     parser.read_string(wheel.read(entry_points).decode())
     assert parser.has_section("console_scripts"), "no [console_scripts] in entry_points.txt"
     assert parser["console_scripts"].get("siray-widgets") == "siray_widgets.cli:main"
+
+
+@pytest.mark.timeout(360)
+def test_wheel_lazy_modules_are_esm_modules_with_a_default_export(wheel: zipfile.ZipFile) -> None:
+    """A lazy module is imported from a blob: URL and its default export called (panel.ts)."""
+    for member in (m for m in LAZY if m.endswith(".js")):
+        js = wheel.read(member).decode()
+        assert re.search(r"export\s*(default\b|\{[^}]*\bas default\b)", js), member

@@ -234,10 +234,24 @@ def test_bundle_is_built_small_and_scoped() -> None:
 
 
 def test_front_end_never_parses_strings_as_html() -> None:
-    code = (STATIC / "widget.js").read_text()  # the built bundle: code only, no comments
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
-        assert sink not in code, f"the bundle uses {sink}"
-    assert "textContent" in code
+    # The built bundle and lazily loaded modules: code only, no comments.
+    for path in (STATIC / "widget.js", *sorted((STATIC / "lazy").glob("*.js"))):
+        code = path.read_text()
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+            assert sink not in code, f"{path.name} uses {sink}"
+    assert "textContent" in (STATIC / "widget.js").read_text()
+
+
+def test_lazy_modules_are_built_and_scoped() -> None:
+    """The modules the kernel sends when first needed (docs/widget-contract.md, "Lazy
+    modules"): an ES module with a default export each, and CSS scoped to the widget root."""
+    built = {p.stem for p in (STATIC / "lazy").glob("*.js")}
+    assert built >= {"history", "viewer"}
+    for name in built:
+        js = (STATIC / "lazy" / f"{name}.js").read_text()
+        assert re.search(r"export\s*\{[^}]*\bas default\b|export default\b", js), name
+        css = (STATIC / "lazy" / f"{name}.css").read_text()
+        assert _top_level_selectors(css) == [".siray-widget"], name
 
 
 # --- models other than niji 7: fields generated from a published schema ---------------------

@@ -26,7 +26,7 @@ from fixtures.registry_fixtures import (
     entry,
     fixture_payload,
 )
-from fixtures.widget_fixtures import WAIT, MakeWidget, replies, send
+from fixtures.widget_fixtures import WAIT, MakeWidget, replies, run_of, send
 
 from siray_widgets import registry, session
 from siray_widgets.errors import BadRequestError, ValidationError
@@ -495,3 +495,52 @@ def test_replies_of_a_model_widget_never_carry_niji_fields(make_widget: MakeWidg
     assert "size" in state
     assert state["size"] is None  # optional without a default: not sent until chosen
     assert "size" not in json.loads(w.request_json)
+
+
+# --- history: another model's runs restore into its own widget --------------------------------
+
+
+def test_a_models_runs_restore_and_rerun_in_its_own_widget_only(
+    make_widget: MakeWidget, box: SandboxHandle, store_home: Path
+) -> None:
+    """A run of a generated model is recorded with its own body; Use all / Use seed / Rerun put
+    it back through that model's fields; a niji 7 widget refuses it and names the widget that
+    takes it (and a niji 7 run is refused by the model's widget)."""
+    from siray_widgets.store import open_store
+
+    w = make_widget(model=FLUX_ULTRA, box=box, prompt="a heron at dusk", seed=4321)
+    first = w.generate()
+    first.result(timeout=WAIT)
+    store = open_store()
+    try:
+        run = store.get(first.task_id)
+    finally:
+        store.close()
+    assert run.model == FLUX_ULTRA
+    assert json.loads(run.request_json) == sent_bodies(box)[-1]
+
+    w.request = {"prompt": "something else", "seed": 7}
+    reply = send(w, "history-restore", run=run.id, what="all")
+    assert reply["ok"], reply
+    assert (w.request.prompt, w.request.seed) == ("a heron at dusk", 4321)
+    assert set(reply["changed"]) == {"prompt", "seed"}
+    send(w, "history-undo")
+    assert (w.request.prompt, w.request.seed) == ("something else", 7)
+    send(w, "history-restore", run=run.id, what="seed")
+    assert (w.request.prompt, w.request.seed) == ("something else", 4321)
+
+    again = run_of(w, send(w, "history-rerun", run=run.id))
+    again.result(timeout=WAIT)
+    assert sent_bodies(box)[-1] == json.loads(run.request_json)
+
+    niji = make_widget(box=box, prompt="a fox")
+    refused = send(niji, "history-restore", run=run.id, what="all")
+    assert refused["ok"] is False
+    assert f"ImagineWidget(model={FLUX_ULTRA!r})" in refused["error"]
+    assert niji.request.prompt == "a fox"
+    assert send(niji, "history-rerun", run=run.id)["ok"] is False
+    niji.generate().result(timeout=WAIT)
+    refused = send(w, "history-rerun", run=niji.runs[-1].history_id)
+    assert refused["ok"] is False
+    assert "midjourney/midjourney-niji-7-t2i" in refused["error"]
+

@@ -1,6 +1,6 @@
 /**
- * The registry: the tabs of the widget, in order, and the panels of each. History, Sweep and
- * Diff join here as tabs of their own.
+ * The registry: the tabs of the widget, in order, and the panels of each. A tab with `load`
+ * gets its panels from a lazily loaded module (js/lazy/<name>.ts; see panel.ts).
  */
 
 import { controlsPanel } from "./controls";
@@ -11,4 +11,5 @@ import { taskPanel } from "./task";
 
 export const TABS: Tab[] = [
   { id: "generate", label: "Generate", panels: [controlsPanel, requestPanel, taskPanel, resultsPanel] },
+  { id: "history", label: "History", panels: [], load: "history" },
 ];

@@ -4,8 +4,15 @@
  * it may write (ctx.commit). Panels talk to each other only through ctx's topics.
  *
  * Panels are grouped in tabs; `render` (js/widget.ts) composes the tabs listed in
- * js/panels/index.ts and shows a tab strip once there are two or more. A later panel (History,
- * Sweep, Diff) joins by adding a tab there, or by adding itself to an existing tab's list.
+ * js/panels/index.ts and shows a tab strip once there are two or more. A later panel joins by
+ * adding a tab there, or by adding itself to an existing tab's list.
+ *
+ * A big panel loads lazily, to keep the main bundle small: its tab names a module
+ * (`load: "history"`), built from js/lazy/<name>.ts into siray_widgets/static/lazy/<name>.js
+ * (+ .css) by scripts/build.mjs. The first time a view shows the tab, `ctx.load(name)` asks the
+ * kernel for the module's text (the `load-module` message), imports it from a blob: URL, adds
+ * its CSS, calls its default export with the settings Python gives (`LazyModule`) and the tab
+ * mounts the panels it returns. Other code loads modules the same way (the image viewer).
  */
 import type { Ctx } from "../context";
 
@@ -22,4 +29,9 @@ export interface Tab {
   /** The tab's visible name. */
   label: string;
   panels: Panel[];
+  /** A lazily loaded module whose panels join `panels` when the tab is first shown. */
+  load?: string;
 }
+
+/** The default export of a lazily loaded module (js/lazy/<name>.ts): a tab's gives its panels. */
+export type LazyModule<T = Panel[]> = (config: Record<string, unknown>) => T;

@@ -10,9 +10,9 @@ import type { Panel } from "./panel";
 export const requestPanel: Panel = {
   area: "side",
   mount(ctx: Ctx): HTMLElement {
-    const pre = h("pre", { cls: "json", "data-role": "request-json", tabindex: 0, "aria-label": "Request body" });
-    const seedNote = h("small", { cls: "muted", "data-role": "seed-note" });
-    const prompt = h("code", { "data-role": "suffix" });
+    const pre = h("pre", { cls: "json", $: "request-json", tabindex: 0, "aria-label": "Request body" });
+    const seedNote = h("small", { cls: "muted", $: "seed-note" });
+    const prompt = h("code", { $: "suffix" });
     const snippets = (): Record<string, string> => (ctx.get("snippets") as Record<string, string> | undefined) ?? {};
 
     /** Python makes the snippets from request_json: wait (briefly) until they match the preview. */

@@ -1,13 +1,15 @@
 /**
  * The results panel: the shown run's images (or, beside a run that failed, those of the last
- * run that succeeded), each with a download named `<task id>-<n>.<ext>`, and the enlarged
- * viewer. Loopback images (the sandbox's) are shown from bytes the kernel sends (`image-data`),
- * as blob: URLs made here and revoked when their run leaves `tasks` or the view goes; without a
- * kernel, from the thumbnails saved in the model; never from state as raw HTML.
+ * run that succeeded), each with a download named `<task id>-<n>.<ext>`, enlarged on a click
+ * by the image viewer (js/lazy/viewer.ts, loaded then). Loopback images (the sandbox's) are
+ * shown from bytes the kernel sends (`image-data`), as blob: URLs made here and revoked when
+ * their run leaves `tasks` or the view goes; without a kernel, from the thumbnails saved in the
+ * model; never from state as raw HTML.
  */
 import { IMAGE_TYPE, isLocalUrl, safeUrl } from "../body";
 import type { Ctx, Run } from "../context";
 import { btn, h, listen } from "../dom";
+import type { ShowPictures } from "../lazy/viewer";
 import type { Panel } from "./panel";
 
 interface Shown {
@@ -24,37 +26,11 @@ const extOf = (type: string, url: string): string => {
 export const resultsPanel: Panel = {
   area: "wide",
   mount(ctx: Ctx): HTMLElement {
-    const gallery = h("div", { cls: "images", "data-role": "images" });
-    const caption = h("p", { cls: "muted", "data-role": "images-note" });
+    const gallery = h("div", { cls: "images", $: "images" });
+    const caption = h("p", { cls: "muted", $: "images-note" });
     const blobs = new Map<string, [string, string]>(); // output URL -> [blob: URL, type]
     const direct = new Set<string>(); // loopback URLs the kernel could not send: tried as is
     let shownKey = "";
-
-    const viewerImg = h("img", { alt: "" });
-    const viewerLink = h("a", { download: "", "data-role": "viewer-download" }, "Download");
-    const viewerClose = btn({}, "Close");
-    const viewer = h(
-      "dialog",
-      { cls: "viewer", "data-role": "viewer", "aria-label": "Image" },
-      viewerImg,
-      h("div", { cls: "row between" }, viewerLink, viewerClose),
-    );
-    let viewerItems: Array<[Shown, string]> = [];
-    let viewerIndex = 0;
-    const showImage = (index: number): void => {
-      viewerIndex = (index + viewerItems.length) % viewerItems.length;
-      const [item, name] = viewerItems[viewerIndex] ?? [{ url: "", src: "", ext: "" }, ""];
-      viewerImg.src = item.src;
-      viewerImg.alt = `Image ${viewerIndex + 1} of ${viewerItems.length}`;
-      viewerLink.href = item.src;
-      viewerLink.download = name;
-    };
-    listen(viewerClose, "click", () => viewer.close());
-    listen<MouseEvent>(viewer, "click", (e) => e.target === viewer && viewer.close());
-    listen<KeyboardEvent>(viewer, "keydown", (e) => {
-      if (e.key === "ArrowRight") showImage(viewerIndex + 1);
-      else if (e.key === "ArrowLeft") showImage(viewerIndex - 1);
-    });
 
     /** The run whose images are shown: the shown run, or beside a run that ended without
      * images, the last run before it that succeeded. */
@@ -68,19 +44,23 @@ export const resultsPanel: Panel = {
       return [good, `Images of run #${all.indexOf(good) + 1}, the last that succeeded.`];
     }
 
-    function sources(run: Run | undefined): Shown[] {
-      const thumbs = (ctx.get("thumbnails") as Record<string, string> | undefined) ?? {};
-      const shown: Shown[] = [];
-      for (const url of run?.outputs ?? []) {
-        const safe = safeUrl(url);
-        const blob = blobs.get(url);
-        if (blob) shown.push({ url, src: blob[0], ext: extOf(blob[1], url) });
-        else if (safe !== null && isLocalUrl(safe) && !direct.has(url)) {
-          const thumb = safeUrl(thumbs[url]);
-          shown.push({ url, src: thumb ?? "", ext: "jpg" });
-        } else if (safe !== null) shown.push({ url, src: safe, ext: extOf("", safe) });
+    /** What an img shows for an output URL: the kernel's bytes, a saved thumbnail, or the URL
+     * itself (null: never shown). Other panels (the task panel's run buttons) use it too. */
+    function source(url: string): Shown | null {
+      const safe = safeUrl(url);
+      const blob = blobs.get(url);
+      if (blob) return { url, src: blob[0], ext: extOf(blob[1], url) };
+      if (safe === null) return null;
+      if (isLocalUrl(safe) && !direct.has(url)) {
+        const thumbs = (ctx.get("thumbnails") as Record<string, string> | undefined) ?? {};
+        return { url, src: safeUrl(thumbs[url]) ?? "", ext: "jpg" };
       }
-      return shown;
+      return { url, src: safe, ext: extOf("", safe) };
+    }
+    ctx.src = (url) => source(url)?.src ?? "";
+
+    function sources(run: Run | undefined): Shown[] {
+      return (run?.outputs ?? []).map(source).filter((s): s is Shown => s !== null);
     }
 
     function render(): void {
@@ -93,7 +73,12 @@ export const resultsPanel: Panel = {
       caption.textContent = note;
       caption.hidden = !note;
       const stem = run?.task_id || "siray";
-      viewerItems = shown.map((s, i) => [s, `${stem}-${i + 1}.${s.ext}`] as [Shown, string]).filter(([s]) => s.src);
+      const viewable = shown.filter((s) => s.src);
+      const pictures = viewable.map((s, i) => ({
+        src: s.src,
+        name: `${stem}-${shown.indexOf(s) + 1}.${s.ext}`,
+        alt: `Image ${i + 1} of ${viewable.length}`,
+      }));
       gallery.replaceChildren(
         ...shown.map((s, i) => {
           const label = `Image ${i + 1} of ${shown.length}`;
@@ -105,14 +90,17 @@ export const resultsPanel: Panel = {
               : h("span", { cls: "wait" }, `${label}: ${waiting}`),
           );
           listen(thumb, "click", () => {
-            showImage(viewerItems.findIndex(([v]) => v === s));
-            viewer.showModal();
+            // The viewer loads the first time (js/lazy/viewer.ts); without a kernel it cannot.
+            ctx.load<ShowPictures>("viewer").then(
+              (show) => show(ctx, pictures, viewable.indexOf(s)),
+              (e: Error) => ctx.announce(e.message),
+            );
           });
           return h(
             "figure",
             { cls: "figure", "data-url": s.url },
             thumb,
-            h("figcaption", {}, s.src && h("a", { href: s.src, download: name, "data-role": "download" }, "Download")),
+            h("figcaption", {}, s.src && h("a", { href: s.src, download: name, $: "download" }, "Download")),
           );
         }),
       );
@@ -132,6 +120,7 @@ export const resultsPanel: Panel = {
       });
       for (const url of msg.failed ?? []) direct.add(url);
       render();
+      ctx.emit("images");
     });
 
     /** Revoke the blobs of runs no longer listed (or all of them: `keep` empty). */
@@ -162,6 +151,6 @@ export const resultsPanel: Panel = {
       });
     }
     render();
-    return h("div", { cls: "results" }, caption, gallery, viewer);
+    return h("div", { cls: "results" }, caption, gallery);
   },
 };

@@ -1,7 +1,8 @@
 /**
- * The task panel: the runs (one button each once there are two), and for the run shown its
- * task id, status, timeline, progress, elapsed time, seed ("Use this seed"), error (with
- * Retry) and note. A run that ended says how it ended everywhere (never its last status).
+ * The task panel: the runs (one thumbnail button each once there are two, titled with the
+ * run's own request), and for the run shown its request, task id, status, timeline, progress,
+ * elapsed time, seed ("Use this seed"), error (with Retry), note, and a stall (Keep waiting,
+ * or Cancel). A run that ended says how it ended everywhere (never its last status).
  */
 import { ACTIVE, type Ctx, type Run } from "../context";
 import { btn, copyButton, elapsedText, h, listen, SHORTCUT, swapLabel } from "../dom";
@@ -14,29 +15,38 @@ export const taskPanel: Panel = {
   area: "side",
   mount(ctx: Ctx): HTMLElement {
     const announce = (t: string): void => ctx.announce(t);
-    const taskId = h("code", { cls: "taskid", "data-role": "task-id" });
+    const taskId = h("code", { cls: "taskid", $: "task-id" });
     const copyId = copyButton("task-id", "Copy id", () => taskId.textContent ?? "", announce);
-    const status = h("span", { cls: "status", "data-role": "status", "aria-live": "polite" });
-    const elapsed = h("span", { cls: "muted", "data-role": "elapsed" });
+    const status = h("span", { cls: "status", $: "status", "aria-live": "polite" });
+    const elapsed = h("span", { cls: "muted", $: "elapsed" });
     const cancelText = swapLabel("Cancel", "Cancelling…");
-    const cancel = btn({ "data-role": "cancel" }, cancelText.el);
-    const timeline = h("ol", { cls: "timeline", "data-role": "timeline", "aria-label": "Task status" });
+    const cancel = btn({ $: "cancel" }, cancelText.el);
+    const timeline = h("ol", { cls: "timeline", $: "timeline", "aria-label": "Task status" });
     const bar = h("progress", {
       max: 100,
       value: 0,
-      "data-role": "progress",
+      $: "progress",
       "aria-label": "Progress",
       "aria-valuemin": 0,
       "aria-valuemax": 100,
       "aria-valuenow": 0,
     });
-    const percent = h("span", { cls: "muted", "data-role": "percent" }, "0%");
-    const seedText = h("span", { "data-role": "run-seed" });
-    const useSeed = btn({ "data-role": "use-seed", title: "Put this run's seed in the seed box" }, "Use this seed");
-    const errorBox = h("div", { cls: "error", "data-role": "error", role: "alert" });
-    const retry = btn({ "data-role": "retry", title: "Send this run's request again (same seed)" }, "Retry");
-    const note = h("div", { cls: "muted", "data-role": "note" });
-    const chips = h("div", { cls: "chips", "data-role": "tasks", role: "group", "aria-label": "Runs" });
+    const percent = h("span", { cls: "muted", $: "percent" }, "0%");
+    const seedText = h("span", { $: "run-seed" });
+    const useSeed = btn({ $: "use-seed", title: "Put this run's seed in the seed box" }, "Use this seed");
+    const errorBox = h("div", { cls: "error", $: "error", role: "alert" });
+    const retry = btn({ $: "retry", title: "Send this run's request again (same seed)" }, "Retry");
+    const note = h("div", { cls: "muted", $: "note" });
+    const asked = h("div", { cls: "muted taskid", $: "run-request" });
+    // A stall: Keep waiting here, or Cancel (the button beside the status, which says "stalled").
+    const keep = btn({ $: "keep-waiting" }, "Keep waiting");
+    const stall = h(
+      "div",
+      { cls: "error", $: "stalled", role: "status" },
+      "No change for a while: the task may be stuck. ",
+      keep,
+    );
+    const chips = h("div", { cls: "chips", $: "tasks", role: "group", "aria-label": "Runs" });
     const steps = new Map<string, HTMLLIElement>();
     for (const step of [...ctx.schema.task_statuses, ...ENDS]) {
       const li = h("li", { "data-step": step }, ENDS.includes(step) ? step : ctx.label(step));
@@ -53,6 +63,10 @@ export const taskPanel: Panel = {
       cancelling.add(run.id);
       void ctx.send("cancel", { run: run.id });
       render();
+    });
+    listen(keep, "click", () => {
+      const run = ctx.shownRun();
+      if (run) void ctx.send("keep-waiting", { run: run.id });
     });
     listen(useSeed, "click", () => {
       const seed = ctx.shownRun()?.seed;
@@ -111,14 +125,16 @@ export const taskPanel: Panel = {
       chips.replaceChildren();
       if (all.length < 2) return;
       all.forEach((r, i) => {
+        const src = r.outputs[0] ? ctx.src(r.outputs[0]) : "";
         const chip = btn(
           {
             cls: "chip",
             "data-run": r.id,
             "data-state": r.state,
             "aria-pressed": String(r === run),
-            title: r.task_id || r.state,
+            title: r.summary,
           },
+          src && h("img", { src, alt: "" }),
           `#${i + 1} ${ctx.word(r)}`,
         );
         listen(chip, "click", () => {
@@ -148,6 +164,8 @@ export const taskPanel: Panel = {
       percent.textContent = `${value}%`;
 
       const active = Boolean(run && ACTIVE.has(run.state));
+      stall.hidden = !run?.stalled; // Python says so only while the run is going
+      asked.textContent = run?.summary ? `Request: ${run.summary}` : "";
       for (const id of cancelling) if (!all.some((r) => r.id === id && ACTIVE.has(r.state))) cancelling.delete(id);
       cancelText.show(run && cancelling.has(run.id) ? 1 : 0);
       cancel.disabled = !active || cancelling.has(run?.id ?? "") || ctx.gone;
@@ -173,6 +191,7 @@ export const taskPanel: Panel = {
     ctx.on("change:seed", render);
     ctx.sub("shown", render);
     ctx.sub("link", render);
+    ctx.sub("images", render);
 
     const root = h(
       "section",
@@ -183,9 +202,11 @@ export const taskPanel: Panel = {
         h("span", { cls: "row" }, h("span", { cls: "label" }, "Task"), taskId, copyId),
         h("span", { cls: "row" }, status, elapsed, cancel),
       ),
+      asked,
       timeline,
       h("div", { cls: "row" }, bar, percent),
-      h("div", { cls: "row", "data-role": "seed-row" }, seedText, useSeed),
+      stall,
+      h("div", { cls: "row", $: "seed-row" }, seedText, useSeed),
       h("div", { cls: "row errrow" }, errorBox, retry),
       note,
       chips,

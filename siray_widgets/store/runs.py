@@ -284,6 +284,14 @@ class RunStore:
             ).fetchall()
         return Page([compact_row(r) for r in rows], total, query.offset, query.limit)
 
+    def change_stamp(self) -> tuple[int, int]:
+        """Changes nothing; differs from an earlier stamp when the database has changed since
+        (written through this store, or by any other connection: another process). Cheap:
+        for a history view that asks every second."""
+        with self._read() as db:
+            version = int(db.execute("PRAGMA data_version").fetchone()[0])
+            return db.total_changes, version
+
     def tags(self) -> dict[str, int]:
         """Every tag in use and how many runs carry it."""
         with self._read() as db:
