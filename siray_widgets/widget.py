@@ -43,11 +43,13 @@ from .config import (
 )
 from .errors import SirayError, TaskFailedError, ValidationError
 from .schema import FIELD_NAMES, FIELDS_BY_NAME, TASK_STATUSES, ImageRequest, schema_json
+from .session import counted_submit
 from .suffix import parse_suffix
 from .task import Task
 
 if TYPE_CHECKING:  # the client (httpx, stamina) loads on the first Generate, off the loop
     from .client import AsyncSirayClient, PollSchedule
+    from .sweep.runner import SweepRun
 
 __all__ = ["Generation", "ImagineWidget"]
 
@@ -566,7 +568,7 @@ class ImagineWidget(anywidget.AnyWidget):
             if client.sandbox != self.sandbox:
                 with self._lock:
                     self.set_trait("sandbox", client.sandbox)
-            task_id = await client.submit(generation.request)
+            task_id = await counted_submit(client, generation.request)  # the session budget
             with self._lock:
                 generation.task_id = task_id
                 generation.state = "running"
@@ -718,6 +720,16 @@ class ImagineWidget(anywidget.AnyWidget):
                 self.set_trait("progress", generation.progress)
                 self.set_trait("outputs", generation.images)
                 self.set_trait("error", generation.error)
+
+    def sweep(self, x: Any = None, y: Any = None, z: Any = None, **options: Any) -> SweepRun:
+        """A sweep of the current request over up to three axes, started at once (above the
+        session's threshold of tasks only with ``confirm=True``): ``w.sweep(x=("stylize",
+        "0-1000 (+250)"), y=("chaos", [0, 50, 100]), confirm=True)``. Returns an awaitable
+        :class:`~siray_widgets.sweep.SweepRun`; see :func:`siray_widgets.sweep.for_widget.
+        widget_sweep` for the options (``start=False`` only plans it)."""
+        from .sweep.for_widget import widget_sweep
+
+        return widget_sweep(self, x, y, z, **options)
 
     def cancel(self, run: str | None = None) -> list[str]:
         """Stop following one run (by :attr:`Generation.id`) or every active run.
