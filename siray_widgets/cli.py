@@ -1,4 +1,4 @@
-"""The ``siray-widgets`` command line: ``generate``, ``sandbox``, ``lab`` and ``proxy``.
+"""The ``siray-widgets`` command line: ``generate``, ``sweep``, ``sandbox``, ``lab``, ``proxy``...
 
 Errors print one line (no traceback) and exit non-zero: 2 for usage and validation, 1 for
 API, transport and file problems. Heavy modules load only inside the command that needs them,
@@ -42,6 +42,7 @@ SANDBOX_KEY_ENV = "SIRAY_SANDBOX_KEY"
 #: "module:function" of each subcommand's ``add_parser(subparsers)``, in --help order.
 SUBCOMMANDS: tuple[str, ...] = (
     "siray_widgets.cli:add_generate_parser",
+    "siray_widgets.cli_sweep:add_parser",
     "siray_widgets.cli_models:add_parser",
     "siray_widgets.cli:add_sandbox_parser",
     "siray_widgets.lab:add_parser",

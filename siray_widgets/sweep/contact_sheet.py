@@ -217,16 +217,16 @@ def render_contact_sheet(
                     fill=_MUTED,
                 )
         for x in range(columns):
-            left = layout.grid_left + x * (layout.box + layout.gap)
+            left = layout.grid_left + x * (layout.box_w + layout.gap)
             label = definition.x.labels[x] if definition.x is not None else ""
-            lines = _wrap(fonts.header, label, layout.box, 2)
+            lines = _wrap(fonts.header, label, layout.box_w, 2)
             for i, text in enumerate(lines):
                 draw.text(
                     (left, y + i * _line_height(fonts.header)), text, font=fonts.header, fill=_INK
                 )
         y += layout.column_header
         for row in range(rows):
-            top = y + row * (layout.box + layout.gap)
+            top = y + row * (layout.box_h + layout.gap)
             if definition.y is not None:
                 lines = _wrap(fonts.header, definition.y.labels[row], layout.row_header - 8, 6)
                 for i, text in enumerate(lines):
@@ -237,10 +237,10 @@ def render_contact_sheet(
                         fill=_INK,
                     )
             for x in range(columns):
-                left = layout.grid_left + x * (layout.box + layout.gap)
+                left = layout.grid_left + x * (layout.box_w + layout.gap)
                 run = by_position.get((x, row, z))
                 _draw_cell(sheet, draw, run, (left, top), layout, load)
-        y += rows * (layout.box + layout.gap)
+        y += rows * (layout.box_h + layout.gap)
         if number != len(shown_pages) - 1:
             draw.line(
                 (layout.margin, y + layout.gap, layout.width - layout.margin, y + layout.gap),
@@ -257,8 +257,12 @@ class _Layout:
     def __init__(self, definition: SweepDefinition, pages: int, tile: int) -> None:
         self.fonts = _Fonts(tile)
         self.tile = tile
+        # One image's place: ``tile`` on its longer side, in the sweep's aspect ratio when
+        # every cell has the same one (square otherwise).
+        self.tile_w, self.tile_h = _tile_size(definition, tile)
         self.inner_gap = max(2, tile // 32)
-        self.box = 2 * tile + self.inner_gap
+        self.box_w = 2 * self.tile_w + self.inner_gap
+        self.box_h = 2 * self.tile_h + self.inner_gap
         self.gap = max(6, tile // 10)
         self.margin = max(12, tile // 8)
         columns, rows, _ = definition.shape
@@ -269,12 +273,27 @@ class _Layout:
         self.page_gap = 3 * self.gap
         self.title_height = self.margin + 3 * _line_height(self.fonts.title) + self.gap
         self.grid_left = self.margin + self.row_header
-        self.width = self.grid_left + columns * (self.box + self.gap) + self.margin
+        self.width = self.grid_left + columns * (self.box_w + self.gap) + self.margin
         self.width = max(self.width, 480)
-        page_height = self.page_header + self.column_header + rows * (self.box + self.gap)
+        page_height = self.page_header + self.column_header + rows * (self.box_h + self.gap)
         self.height = (
             self.title_height + pages * page_height + (pages - 1) * self.page_gap + self.margin
         )
+
+
+def _tile_size(definition: SweepDefinition, tile: int) -> tuple[int, int]:
+    """An image's place: the sweep's one aspect ratio (``tile`` on the longer side), or a
+    square when cells differ in it."""
+    if any("aspect_ratio" in axis.varies for _, axis in definition.axes):
+        return tile, tile
+    width, _, height = definition.cell().request.aspect_ratio.partition(":")
+    try:
+        w, h = int(width), int(height)
+    except ValueError:
+        return tile, tile
+    if w >= h:
+        return tile, max(MIN_TILE // 2, round(tile * h / w))
+    return max(MIN_TILE // 2, round(tile * w / h)), tile
 
 
 def _title_lines(
@@ -328,9 +347,7 @@ def _draw_cell(
     load: ImageLoader,
 ) -> None:
     left, top = corner
-    box = layout.box
     state = run.state if run is not None else "queued"
-    fonts = layout.fonts
     if run is not None and state == "success":
         try:
             pictures = load(run)
@@ -339,10 +356,10 @@ def _draw_cell(
             return
         for i, picture in enumerate(pictures[:4]):
             fitted = picture.copy()
-            fitted.thumbnail((layout.tile, layout.tile))
-            x = left + (i % 2) * (layout.tile + layout.inner_gap)
-            y = top + (i // 2) * (layout.tile + layout.inner_gap)
-            offset = ((layout.tile - fitted.width) // 2, (layout.tile - fitted.height) // 2)
+            fitted.thumbnail((layout.tile_w, layout.tile_h))
+            x = left + (i % 2) * (layout.tile_w + layout.inner_gap)
+            y = top + (i // 2) * (layout.tile_h + layout.inner_gap)
+            offset = ((layout.tile_w - fitted.width) // 2, (layout.tile_h - fitted.height) // 2)
             sheet.paste(fitted, (x + offset[0], y + offset[1]))
         return
     if run is None:
@@ -358,7 +375,6 @@ def _draw_cell(
         "stalled": f"stalled at {run.progress}%",
     }
     _draw_note(draw, corner, layout, titles.get(state, state), run.reason, state)
-    del fonts, box
 
 
 def _draw_note(
@@ -370,10 +386,10 @@ def _draw_note(
     state: str,
 ) -> None:
     left, top = corner
-    box = layout.box
+    width, height = layout.box_w, layout.box_h
     edge = _EDGE.get(state, _RULE)
     draw.rectangle(
-        (left, top, left + box - 1, top + box - 1),
+        (left, top, left + width - 1, top + height - 1),
         fill=_FILL.get(state),
         outline=edge,
         width=2 if state in _EDGE else 1,
@@ -383,11 +399,11 @@ def _draw_note(
     draw.text(
         (left + pad, top + pad), title, font=fonts.header, fill=edge if state in _EDGE else _INK
     )
-    height = _line_height(fonts.small)
-    room = max(1, (box - 2 * pad - _line_height(fonts.header)) // height)
-    for i, line in enumerate(_wrap(fonts.small, detail, box - 2 * pad, room)):
+    step = _line_height(fonts.small)
+    room = max(1, (height - 2 * pad - _line_height(fonts.header)) // step)
+    for i, line in enumerate(_wrap(fonts.small, detail, width - 2 * pad, room)):
         draw.text(
-            (left + pad, top + pad + _line_height(fonts.header) + i * height),
+            (left + pad, top + pad + _line_height(fonts.header) + i * step),
             line,
             font=fonts.small,
             fill=_INK,

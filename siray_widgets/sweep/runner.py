@@ -200,8 +200,10 @@ class SweepRun:
     makes its own connection pool with them, with retries left to the shared gate), a function
     that builds one, or None (``SIRAY_API_KEY`` / ``SIRAY_BASE_URL``, else the sandbox).
     ``store``: where cells are recorded and looked up (default: the user's run store; False:
-    neither). ``resume=False`` sends every cell again. ``stall_after`` and ``wait_timeout``
-    (seconds) default to the store's stall rule and the client's wait timeout.
+    neither). ``resume=False`` sends every cell again; ``priors`` adds what is known from
+    elsewhere (the command line's output folder). ``stall_after`` and ``wait_timeout``
+    (seconds) default to the store's stall rule and the client's wait timeout. ``free``
+    (default: the client is the sandbox) shows no cost; ``budget`` is the session budget.
     """
 
     def __init__(
@@ -260,12 +262,15 @@ class SweepRun:
         self._secret: Secret | None = None
         self._started_at: float | None = None
         self._finished_at: float | None = None
-        found = dict(priors or {})
+        found: dict[str, Prior] = {}
         if resume:
             store_ = self._store()
-            if store_ is not None:
-                for key, prior in find_priors(store_, definition.cells()).items():
-                    found.setdefault(key, prior)
+            given = find_priors(store_, definition.cells()) if store_ is not None else {}
+            for source in (given, priors or {}):  # the store first; a better prior wins
+                for key, prior in source.items():
+                    best = found.get(key)
+                    if best is None or _RANK[prior.action] > _RANK[best.action]:
+                        found[key] = prior
         for key, prior in found.items():
             if key in self._by_key:
                 _apply_prior(self._by_key[key], prior)
@@ -1121,6 +1126,8 @@ class SweepRun:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+_RANK: Final = {"reuse": 2, "follow": 1, "send": 0}
 
 _FINAL_POLL_ERRORS: tuple[type[BaseException], ...] = (
     NotFoundError,
