@@ -1119,7 +1119,7 @@ class SweepRun:
         image = render_contact_sheet(self.definition, cells, page=page, tile=tile)
         if path is None:
             return image
-        return save_contact_sheet(image, path, self.definition)
+        return save_contact_sheet(image, path, self.definition, cells)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(repr(self))
