@@ -256,7 +256,8 @@ def manifest_priors(out: Path, manifest: dict[str, Any]) -> dict[str, Prior]:
                 status="SUCCESS",
                 progress=100,
             )
-        elif task_id and (state != "success" or outputs) and cell.get("follow", True):
+        elif task_id and (state == "success" or cell.get("follow", True)):
+            # Created but not finished (or finished, its images not saved yet): ask again.
             found[cell["key"]] = Prior(
                 cell["key"], "follow", state=str(state), task_id=task_id, outputs=outputs
             )
