@@ -390,12 +390,16 @@ class SweepRun:
         with self._lock:
             self._version += 1
             run.version = self._version
+            if not self._listeners:
+                return
             event = {"kind": "cell", "version": self._version, "cell": run.to_json()}
         self._emit(event)
 
     def _sweep_changed(self) -> None:
         with self._lock:
             self._version += 1
+            if not self._listeners:
+                return
             event = {
                 "kind": "sweep",
                 "version": self._version,
