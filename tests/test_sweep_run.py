@@ -268,6 +268,11 @@ def test_resume_sends_only_new_cells_when_values_are_added(
     SweepRun(grid(3, 2), client=box.client(), store=store, budget=budget).start().wait(WAIT)
     assert len(box.creates()) == 6
     assert store.get_document("sweep", bigger.id)["definition"] == bigger.definition.to_json()
+    # The sandbox's placeholders never stand in for the real API's images.
+    remote = SweepRun(grid(3, 2), client=box.client, store=store, budget=budget, local=False)
+    assert (remote.plan().reuse, remote.plan().send) == (0, 6)
+    local = SweepRun(grid(3, 2), client=box.client, store=store, budget=budget, local=True)
+    assert local.plan().reuse == 6
 
 
 # --- never spends by surprise ------------------------------------------------------------------

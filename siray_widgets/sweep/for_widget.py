@@ -95,9 +95,19 @@ def widget_sweep(
 
         return AsyncSirayClient(secret, base_url, poll=poll, hooks=False)
 
-    options.setdefault("free", _sandbox(secret, base_url))
+    sandbox = _sandbox(secret, base_url)
+    options.setdefault("free", sandbox)
+    options.setdefault("local", True if sandbox else _local(base_url))
     sweep = SweepRun(definition, client=connect, poll=poll, **options)
     return sweep.start(confirm=confirm) if start else sweep
+
+
+def _local(base_url: str | None) -> bool:
+    """Whether the widget's API is on this machine."""
+    from .runner import _url_is_local
+
+    url = base_url or os.environ.get(BASE_URL_ENV, "").strip()
+    return _url_is_local(url) if url else False
 
 
 def _sandbox(secret: Secret | None, base_url: str | None) -> bool:

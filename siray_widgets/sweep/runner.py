@@ -201,8 +201,11 @@ class SweepRun:
     that builds one, or None (``SIRAY_API_KEY`` / ``SIRAY_BASE_URL``, else the sandbox).
     ``store``: where cells are recorded and looked up (default: the user's run store; False:
     neither). ``resume=False`` sends every cell again; ``priors`` adds what is known from
-    elsewhere (the command line's output folder). ``stall_after`` and ``wait_timeout``
-    (seconds) default to the store's stall rule and the client's wait timeout. ``free``
+    elsewhere (the command line's output folder). Earlier results count only if they come
+    from the same kind of server (``local``: whether the API is on this machine, as the
+    sandbox is; default: from ``client``), so placeholders never pass for real images.
+    ``stall_after`` and ``wait_timeout`` (seconds) default to the store's stall rule and the
+    client's wait timeout. ``free``
     (default: the client is the sandbox) shows no cost; ``budget`` is the session budget.
     """
 
@@ -221,6 +224,7 @@ class SweepRun:
         budget: SessionBudget | None = None,
         free: bool | None = None,
         priors: Mapping[str, Prior] | None = None,
+        local: bool | None = None,
     ) -> None:
         if not isinstance(definition, SweepDefinition):
             raise TypeError(f"expected a SweepDefinition, not {type(definition).__name__}")
@@ -262,12 +266,17 @@ class SweepRun:
         self._secret: Secret | None = None
         self._started_at: float | None = None
         self._finished_at: float | None = None
+        # Results are reused only from the same kind of server: the sandbox's placeholders
+        # (images on this machine) never stand in for the real API's images, nor the reverse.
+        self._local = _is_local_api(client) if local is None else local
         found: dict[str, Prior] = {}
         if resume:
             store_ = self._store()
             given = find_priors(store_, definition.cells()) if store_ is not None else {}
             for source in (given, priors or {}):  # the store first; a better prior wins
                 for key, prior in source.items():
+                    if not _same_kind(prior, self._local):
+                        continue
                     best = found.get(key)
                     if best is None or _RANK[prior.action] > _RANK[best.action]:
                         found[key] = prior
@@ -1215,6 +1224,40 @@ def _is_client(value: object) -> bool:
     from ..client import AsyncSirayClient, SirayClient
 
     return isinstance(value, (AsyncSirayClient, SirayClient))
+
+
+def _is_local_api(client: object) -> bool | None:
+    """Whether requests go to a server on this machine (the sandbox, a local test server);
+    None when it cannot be known without building the client."""
+    from ..config import BASE_URL_ENV
+
+    if client is not None and _is_client(client):
+        return _url_is_local(str(getattr(client, "base_url", "")))
+    if client is not None:
+        return None
+    if _is_sandbox(None):
+        return True
+    url = os.environ.get(BASE_URL_ENV, "").strip()
+    return _url_is_local(url) if url else False
+
+
+def _url_is_local(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    from ..config import is_loopback
+
+    try:
+        host = (urlsplit(url.strip()).hostname or "").rstrip(".")
+    except ValueError:
+        return False
+    return bool(host) and is_loopback(host)
+
+
+def _same_kind(prior: Prior, local: bool | None) -> bool:
+    """Whether a finished result came from the same kind of server as this sweep's."""
+    if prior.action != "reuse" or local is None or not prior.outputs:
+        return True
+    return all(_url_is_local(url) for url in prior.outputs) == local
 
 
 def _is_sandbox(client: object) -> bool:
