@@ -35,7 +35,7 @@ _EXPORTS: dict[str, str] = {
     "define_sweep": "sweep",
     "batch_sweep": "sweep",
     "SweepRun": "sweep.runner",
-    "ConfirmationRequired": "sweep.runner",
+    "ConfirmationRequired": "sweep.plan",
     "run_sweep": "sweep.runner",
     "run_sweep_sync": "sweep.runner",
     "start_sweep": "sweep.runner",
@@ -159,8 +159,8 @@ if TYPE_CHECKING:
     from .suffix import parse_prompt, parse_prompts, render_suffix
     from .sweep import SweepDefinition, SweepError, batch_sweep, define_sweep
     from .sweep.contact_sheet import read_contact_sheet
+    from .sweep.plan import ConfirmationRequired
     from .sweep.runner import (
-        ConfirmationRequired,
         SweepRun,
         run_sweep,
         run_sweep_sync,

@@ -49,8 +49,8 @@ from .values import MAX_AXIS_VALUES, format_values, parse_value, parse_values
 #: Names loaded on first use (the runner pulls in asyncio machinery, the sheet Pillow).
 _LAZY: dict[str, str] = {
     "DEFAULT_CONCURRENCY": "runner",
-    "ConfirmationRequired": "runner",
-    "SweepPlan": "runner",
+    "ConfirmationRequired": "plan",
+    "SweepPlan": "plan",
     "SweepRun": "runner",
     "active_sweeps": "runner",
     "run_sweep": "runner",
@@ -119,11 +119,10 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:
     from .contact_sheet import read_contact_sheet, render_contact_sheet, save_contact_sheet
+    from .plan import ConfirmationRequired, SweepPlan
     from .resume import with_family_seed
     from .runner import (
         DEFAULT_CONCURRENCY,
-        ConfirmationRequired,
-        SweepPlan,
         SweepRun,
         active_sweeps,
         run_sweep,

@@ -104,10 +104,10 @@ def widget_sweep(
 
 def _local(base_url: str | None) -> bool:
     """Whether the widget's API is on this machine."""
-    from .runner import _url_is_local
+    from .connection import url_is_local
 
     url = base_url or os.environ.get(BASE_URL_ENV, "").strip()
-    return _url_is_local(url) if url else False
+    return url_is_local(url) if url else False
 
 
 def _sandbox(secret: Secret | None, base_url: str | None) -> bool:

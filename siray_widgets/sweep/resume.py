@@ -195,3 +195,14 @@ def with_family_seed(
     import dataclasses
 
     return dataclasses.replace(definition, base={**definition.base, "seed": seed}), True
+
+
+def same_kind(prior: Prior, local: bool | None) -> bool:
+    """Whether a finished result came from the same kind of server as a sweep's: images on
+    this machine (the sandbox's placeholders) for a sweep ``local`` to this machine, images
+    elsewhere for one that is not (None: unknown, anything goes)."""
+    from .connection import url_is_local
+
+    if prior.action != "reuse" or local is None or not prior.outputs:
+        return True
+    return all(url_is_local(url) for url in prior.outputs) == local

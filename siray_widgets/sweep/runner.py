@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import copy
 import functools
 import logging
 import os
@@ -43,7 +42,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -63,10 +61,13 @@ from ..errors import (
 )
 from ..schema import MODEL_ID
 from ..session import BudgetExceededError, SessionBudget, session_budget, unit_price
-from ..task import IMAGES_PER_TASK, Task, TaskStatus
+from ..task import Task, TaskStatus
+from .connection import is_local_api, is_sandbox, private_copy
 from .definition import SweepDefinition
 from .gate import BackoffGate, GateClosed
-from .resume import Prior, find_priors, remember, sweep_id
+from .plan import ConfirmationRequired, SweepPlan
+from .recording import CellRecording, attach_run_id
+from .resume import Prior, find_priors, remember, same_kind, sweep_id
 from .state import FINAL_STATES, FOLLOWED_STATES, RETRY_STATES, CellRun, Progress
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ if TYPE_CHECKING:
 
     from ..client import AsyncSirayClient, PollSchedule, SirayClient
     from ..config import Secret
-    from ..store import NullRecorder, Recorder, RunStore
+    from ..store import NullRecorder, Recorder, Run, RunStore
 
 logger = logging.getLogger("siray_widgets.sweep")
 
@@ -101,95 +102,6 @@ Listener = Callable[[dict[str, Any]], object]
 #: Sweeps running now (strong references: a handle nobody holds still finishes).
 _ACTIVE: set[SweepRun] = set()
 _ACTIVE_LOCK = threading.Lock()
-
-
-class ConfirmationRequired(SirayError):
-    """Running the sweep would send more tasks than run without asking; nothing was sent."""
-
-    def __init__(self, plan: SweepPlan, how: str = "confirm=True") -> None:
-        self.plan = plan
-        super().__init__(
-            f"this sweep would send {plan.text()} — more than the {plan.confirm_above} task"
-            f"{'s' * (plan.confirm_above != 1)} that run without asking. Nothing was sent. Run "
-            f"it with {how} to send them (or raise the threshold: "
-            f"session_budget().confirm_above = {plan.send})."
-        )
-
-
-@dataclass(frozen=True)
-class SweepPlan:
-    """What running a sweep would do, before anything is sent."""
-
-    #: Cells in all.
-    total: int
-    #: Cells whose result an earlier run already has (nothing is sent for them).
-    reuse: int
-    #: Cells whose task an earlier run created: followed again, nothing is paid twice.
-    follow: int
-    #: Create requests this run would send (cells missing, failed, refused or cancelled).
-    send: int
-    #: Price of one task (None: unknown); ``free`` for the sandbox.
-    unit_price: Decimal | None
-    free: bool
-    confirm_above: int
-    #: Tasks the session's cap still allows (None: no cap).
-    remaining: int | None
-
-    @property
-    def images(self) -> int:
-        return self.send * IMAGES_PER_TASK
-
-    @property
-    def cost(self) -> Decimal | None:
-        if self.free:
-            return Decimal(0)
-        return None if self.unit_price is None else self.unit_price * self.send
-
-    @property
-    def needs_confirmation(self) -> bool:
-        return self.send > self.confirm_above
-
-    def cost_text(self) -> str:
-        from ..registry import format_money
-
-        if self.free:
-            return "no cost (sandbox)"
-        if self.cost is None:
-            return "price unknown"
-        return f"estimated cost {format_money(self.cost)}"
-
-    def text(self) -> str:
-        """``12 tasks (48 images, estimated cost $0.60)``."""
-        noun = "task" if self.send == 1 else "tasks"
-        return f"{self.send} {noun} ({self.images} images, {self.cost_text()})"
-
-    def __str__(self) -> str:
-        parts = [f"{self.total} cell{'s' * (self.total != 1)}"]
-        if self.reuse:
-            parts.append(f"{self.reuse} done earlier")
-        if self.follow:
-            parts.append(f"{self.follow} followed again")
-        parts.append(f"{self.text()} to send")
-        if self.remaining is not None and self.send > self.remaining:
-            parts.append(f"the session cap allows {self.remaining} more")
-        return ", ".join(parts)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "total": self.total,
-            "reuse": self.reuse,
-            "follow": self.follow,
-            "send": self.send,
-            "images": self.images,
-            "unit_price": None if self.unit_price is None else str(self.unit_price),
-            "free": self.free,
-            "cost": None if self.cost is None else str(self.cost),
-            "cost_text": self.cost_text(),
-            "confirm_above": self.confirm_above,
-            "needs_confirmation": self.needs_confirmation,
-            "remaining": self.remaining,
-            "text": str(self),
-        }
 
 
 class SweepRun:
@@ -234,12 +146,11 @@ class SweepRun:
         self.concurrency = _check_concurrency(concurrency)
         self.keep_images = keep_images
         self._client_source = client
-        self._store_option = store
         self._poll = poll
         self._stall_after = _check_seconds("stall_after", stall_after)
         self._wait_timeout = _check_seconds("wait_timeout", wait_timeout)
         self._budget = budget or session_budget()
-        self._free = _is_sandbox(client) if free is None else free
+        self._free = is_sandbox(client) if free is None else free
         self._price = Decimal(0) if self._free else unit_price(MODEL_ID)
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
@@ -249,9 +160,13 @@ class SweepRun:
         self.stopped_reason = ""
         self._cells = [CellRun(cell) for cell in definition.cells()]
         self._by_key = {run.key: run for run in self._cells}
-        self._store_cache: RunStore | Literal[False] | None = None
-        self._recorders: dict[str, Recorder | NullRecorder] = {}
-        self._image_futures: dict[str, concurrent.futures.Future[Any]] = {}
+        self._recording = CellRecording(
+            self.id,
+            store,
+            keep_images=keep_images,
+            stall_after=self._stall_after,
+            price=self._price,
+        )
         self._future: concurrent.futures.Future[SweepRun] = concurrent.futures.Future()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._round_task: asyncio.Task[None] | None = None
@@ -268,14 +183,15 @@ class SweepRun:
         self._finished_at: float | None = None
         # Results are reused only from the same kind of server: the sandbox's placeholders
         # (images on this machine) never stand in for the real API's images, nor the reverse.
-        self._local = _is_local_api(client) if local is None else local
+        self._local = is_local_api(client) if local is None else local
         found: dict[str, Prior] = {}
         if resume:
             store_ = self._store()
-            given = find_priors(store_, definition.cells()) if store_ is not None else {}
+            cells = [run.cell for run in self._cells]
+            given = find_priors(store_, cells) if store_ is not None else {}
             for source in (given, priors or {}):  # the store first; a better prior wins
                 for key, prior in source.items():
-                    if not _same_kind(prior, self._local):
+                    if not same_kind(prior, self._local):
                         continue
                     best = found.get(key)
                     if best is None or _RANK[prior.action] > _RANK[best.action]:
@@ -725,7 +641,7 @@ class SweepRun:
             with self._lock:
                 run.begin()
             if _follows(run):
-                recorder = self._resumed_recorder(run)
+                recorder = self._recording.resume(run)
                 with self._lock:
                     run.state = "submitted"
                     run.origin = "followed"
@@ -780,7 +696,7 @@ class SweepRun:
                 self._end_unsent(run, recorder, str(exc))
                 return None
             if recorder is None:
-                recorder = self._record(run)
+                recorder = self._recording.start(run, self._secret)
             try:
                 task_id = await client.submit(request)
             except asyncio.CancelledError:
@@ -816,7 +732,7 @@ class SweepRun:
                 run.state = "submitted"
                 run.origin = "sent"
             recorder.submitted(task_id)
-            self._attach_run_id(run, recorder)
+            attach_run_id(run, recorder)
             self._changed(run)
             return recorder
 
@@ -905,7 +821,7 @@ class SweepRun:
                         run.progress = 100
                         run.end("success")
                     recorder.finished(task)
-                    self._watch_images(run, recorder)
+                    self._recording.watch_images(run, recorder, self._images_kept)
                     return
                 now = loop.time()
                 empty_since = now if empty_since is None else empty_since
@@ -961,110 +877,31 @@ class SweepRun:
             run.follow_on_retry = False
             run.end(state, reason)
         recorder.finished(exc)
-        self._attach_run_id(run, recorder)
+        attach_run_id(run, recorder)
 
     # -- recording --
 
     def _store(self) -> RunStore | None:
-        """The run store cells are recorded in (None: recording is off or impossible)."""
-        if self._store_cache is None:
-            self._store_cache = self._open_store()
-        return self._store_cache or None
+        return self._recording.store()
 
-    def _open_store(self) -> RunStore | Literal[False]:
-        from ..store import recording_enabled
-
-        option = self._store_option
-        if option is False or not recording_enabled():
-            return False
-        if option is not None:
-            return option
-        from ..store import StoreError, open_store
-
-        try:
-            return open_store()
-        except StoreError as exc:
-            logger.warning("sweep %s is not recorded (no resume): %s", self.id, exc)
-            return False
-
-    def _record(self, run: CellRun) -> Recorder | NullRecorder:
-        from ..config import redact
-        from ..store import NullRecorder, start_recording
-
-        store = self._store()
-        if store is None:
-            recorder: Recorder | NullRecorder = NullRecorder()
-        else:
-            secret = self._secret
-            recorder = start_recording(
-                run.cell.request,
-                origin="sweep",
-                store=store,
-                sweep_id=self.id,
-                cell_key=run.key,
-                unit_price=None if self._free or self._price is None else float(self._price),
-                keep_images=self.keep_images,
-                stall_after=self._stall_after,
-                scrub=lambda text: redact(text, secret),
-            )
-        self._recorders[run.key] = recorder
-        self._attach_run_id(run, recorder)
-        return recorder
-
-    def _resumed_recorder(self, run: CellRun) -> Recorder | NullRecorder:
-        from ..store import NullRecorder
-
-        store = self._store()
-        recorder: Recorder | NullRecorder = NullRecorder()
-        if store is not None and run.run_id is not None:
-            try:
-                recorder = store.resume(run.run_id)
-            except (KeyError, ValueError, SirayError) as exc:
-                logger.info(
-                    "sweep %s: run %s not resumed in the store: %s", self.id, run.run_id, exc
-                )
-        recorder.task_id = run.task_id
-        self._recorders[run.key] = recorder
-        return recorder
-
-    def _attach_run_id(self, run: CellRun, recorder: Recorder | NullRecorder) -> None:
-        run_id = getattr(recorder, "run_id", None)
-        if isinstance(run_id, int):
-            with self._lock:
-                run.run_id = run_id
-
-    def _watch_images(self, run: CellRun, recorder: Recorder | NullRecorder) -> None:
-        """When the store has kept the cell's images, note their files (and tell listeners)."""
-        future = getattr(recorder, "images", None)
-        if not isinstance(future, concurrent.futures.Future):
-            return
-        self._image_futures[run.key] = future
+    def _images_kept(self, run: CellRun, stored: Run) -> None:
+        """The store has kept a cell's images (on a download thread): note their files."""
+        with self._lock:
+            run.files = tuple(i.path for i in stored.images if i.path)
+            run.thumbs = tuple(i.thumb for i in stored.images if i.thumb)
+            if stored.seed_used is not None:
+                run.seed_used = stored.seed_used
         loop = self._loop
-
-        def kept(done: concurrent.futures.Future[Any]) -> None:
-            try:
-                stored = done.result()
-            except Exception:
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # closed meanwhile: tell from here
+                loop.call_soon_threadsafe(self._changed, run)
                 return
-            with self._lock:
-                run.files = tuple(i.path for i in stored.images if i.path)
-                run.thumbs = tuple(i.thumb for i in stored.images if i.thumb)
-                if stored.seed_used is not None:
-                    run.seed_used = stored.seed_used
-            if loop is not None and not loop.is_closed():
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(self._changed, run)
-                    return
-            self._changed(run)
-
-        future.add_done_callback(kept)
+        self._changed(run)
 
     def wait_images(self, timeout: float | None = 60.0) -> int:
         """Block until the store has kept the images of every successful cell (or ``timeout``
         seconds have passed); returns how many cells have them."""
-        futures = list(self._image_futures.values())
-        if futures:
-            concurrent.futures.wait(futures, timeout)
+        self._recording.wait_images(timeout)
         with self._lock:
             return sum(1 for run in self._cells if run.state == "success" and run.files)
 
@@ -1077,12 +914,12 @@ class SweepRun:
         source = self._client_source
         poll = self._poll
         if isinstance(source, (AsyncSirayClient, SirayClient)):
-            return _private_copy(source, poll)
+            return private_copy(source, poll)
         factory = source
 
         def build() -> AsyncSirayClient:
             made = AsyncSirayClient(poll=poll, hooks=False) if factory is None else factory()
-            return _private_copy(made, poll)
+            return private_copy(made, poll)
 
         return await asyncio.to_thread(build)
 
@@ -1218,83 +1055,6 @@ def _masked(text: str, secret: Secret | None) -> str:
     from ..config import redact
 
     return redact(text, secret)
-
-
-def _is_client(value: object) -> bool:
-    from ..client import AsyncSirayClient, SirayClient
-
-    return isinstance(value, (AsyncSirayClient, SirayClient))
-
-
-def _is_local_api(client: object) -> bool | None:
-    """Whether requests go to a server on this machine (the sandbox, a local test server);
-    None when it cannot be known without building the client."""
-    from ..config import BASE_URL_ENV
-
-    if client is not None and _is_client(client):
-        return _url_is_local(str(getattr(client, "base_url", "")))
-    if client is not None:
-        return None
-    if _is_sandbox(None):
-        return True
-    url = os.environ.get(BASE_URL_ENV, "").strip()
-    return _url_is_local(url) if url else False
-
-
-def _url_is_local(url: str) -> bool:
-    from urllib.parse import urlsplit
-
-    from ..config import is_loopback
-
-    try:
-        host = (urlsplit(url.strip()).hostname or "").rstrip(".")
-    except ValueError:
-        return False
-    return bool(host) and is_loopback(host)
-
-
-def _same_kind(prior: Prior, local: bool | None) -> bool:
-    """Whether a finished result came from the same kind of server as this sweep's."""
-    if prior.action != "reuse" or local is None or not prior.outputs:
-        return True
-    return all(_url_is_local(url) for url in prior.outputs) == local
-
-
-def _is_sandbox(client: object) -> bool:
-    """Whether requests will go to the embedded sandbox (free), without starting it."""
-    if client is not None and _is_client(client):
-        return bool(getattr(client, "sandbox", False))
-    if client is not None:
-        return False  # a factory: assume the real API (the plan shows a price)
-    from ..config import API_KEY_ENV, BASE_URL_ENV
-
-    return not (os.environ.get(API_KEY_ENV, "").strip() or os.environ.get(BASE_URL_ENV, "").strip())
-
-
-def _private_copy(
-    parent: AsyncSirayClient | SirayClient, poll: PollSchedule | None
-) -> AsyncSirayClient:
-    """A client with ``parent``'s connection settings (key, base URL, timeouts, transport,
-    poll schedule) and a connection pool of its own, that does not retry by itself: the
-    sweep's gate decides when to send again (one slow-down for all cells, not one each).
-    The parent's pool, loop and hooks are left alone."""
-    from ..client import AsyncSirayClient, RetryPolicy, SirayClient
-
-    source: AsyncSirayClient = parent._async if isinstance(parent, SirayClient) else parent
-    if not isinstance(source, AsyncSirayClient):
-        raise TypeError(
-            f"client must be an AsyncSirayClient or a SirayClient, not {type(parent).__name__}"
-        )
-    own = copy.copy(source)
-    own._pool = None
-    own._finalizer = None
-    own._closed = False
-    own._quota = None
-    own.retry = RetryPolicy.never()
-    own.hooks = False  # the sweep records each cell itself
-    if poll is not None:
-        own.poll = poll
-    return own
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
