@@ -444,6 +444,19 @@ def test_cancel_stops_new_submissions_and_follows_created_tasks_to_the_end(
     assert (again.plan().reuse, again.plan().send) == (3, 6)
 
 
+def test_a_cancel_made_before_the_sweep_took_its_first_step_holds(
+    logged_sandbox: Callable[..., LoggedSandbox], budget: SessionBudget
+) -> None:
+    box = logged_sandbox()
+    sweep = SweepRun(grid(3, 2), client=box.client(), store=False, budget=budget)
+    sweep.start(confirm=True).cancel()
+    sweep.wait(WAIT)
+    assert box.creates() == []
+    assert [run.state for run in sweep.cells] == ["cancelled"] * 6
+    assert sweep.state == "cancelled"
+    assert budget.tasks == 0
+
+
 def test_a_stalled_cell_is_marked_and_a_later_run_follows_it_without_paying_again(
     logged_sandbox: Callable[..., LoggedSandbox], store: RunStore, budget: SessionBudget
 ) -> None:

@@ -463,9 +463,14 @@ class SweepRun:
         for run in runs:
             if run.state != "queued":
                 _reset(run)
+        # Set here, not when the round begins: a cancel() or retry() made before its first
+        # step (they are queued on the loop behind it) must not be undone by it.
+        self._pending = deque(sorted(runs, key=lambda r: r.index))
+        self._stop_sending = False
+        self._stopped_by = ""
 
         def go() -> None:
-            self._round_task = loop.create_task(self._round(runs), name=f"siray-widgets {self.id}")
+            self._round_task = loop.create_task(self._round(), name=f"siray-widgets {self.id}")
 
         if _running_loop() is loop:
             go()
@@ -474,12 +479,10 @@ class SweepRun:
 
     # -- the round (on the sweep's loop) --
 
-    async def _round(self, runs: list[CellRun]) -> None:
-        """Send and follow ``runs`` (and anything enqueued meanwhile); settle the handle."""
-        self._stop_sending = False
+    async def _round(self) -> None:
+        """Send and follow the pending cells (and any enqueued meanwhile); settle the handle."""
         self._gate = BackoffGate()
         self._wakeup = asyncio.Event()
-        self._pending = deque(sorted(runs, key=lambda r: r.index))
         self._sweep_changed()
         store = self._store()
         if store is not None:
