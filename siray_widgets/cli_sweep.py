@@ -477,7 +477,8 @@ def _cell_line(run: CellRun, files: list[str]) -> str:
 
     where = run.cell.describe()
     if run.state == "success":
-        detail = f"{run.task_id}" + (f"  {', '.join(files)}" if files else "")
+        shown = f"{files[0]} (+{len(files) - 1} more)" if len(files) > 1 else "".join(files)
+        detail = f"{run.task_id}  {shown}".rstrip()
         if run.origin == "earlier":
             detail += "  (done earlier)"
     else:
@@ -503,10 +504,16 @@ def run_sweep_command(args: argparse.Namespace) -> int:
             raise CommandError(f"--{name} {value} must be a positive number of seconds", 2)
     definition = build_definition(args)
     manifest = read_manifest(args.out) if args.out is not None else None
+    if manifest is not None and manifest.get("family") != family_key(definition):
+        raise CommandError(
+            f"{args.out} holds the results of another sweep ({_about(manifest)}); give this "
+            "one another --out (the same sweep, or the same with more values, resumes there)",
+            EXIT_USAGE,
+        )
     store = _store()
     note = ""
     if _seed_was_drawn(args) and definition.seed != -1:
-        seed = _manifest_seed(manifest, definition)
+        seed = _manifest_seed(manifest)
         if seed is not None:
             definition = _with_seed(definition, seed)
             note = f"seed {seed}: the one this sweep used in {args.out}"
@@ -576,12 +583,26 @@ def _store() -> Any:
         return None
 
 
-def _manifest_seed(manifest: dict[str, Any] | None, definition: SweepDefinition) -> int | None:
-    """The shared seed of the folder's earlier run of the same sweep family, if any."""
-    from .sweep import SweepDefinition, SweepError
-    from .sweep.resume import family_key
+def _about(manifest: dict[str, Any]) -> str:
+    """A few words on the sweep a manifest holds: its prompt and axes."""
+    from .cli import terminal_safe
 
-    if manifest is None or manifest.get("family") != family_key(definition):
+    definition = manifest.get("definition") or {}
+    base = definition.get("base") or {}
+    axes = definition.get("axes") or {}
+    specs = [
+        a.get("spec") for a in axes.values() if isinstance(a, dict) and a.get("kind") == "prompt"
+    ]
+    prompt = str(base.get("prompt") or next((s for s in specs if s), "prompt variants"))[:60]
+    names = [str(a.get("field") or a.get("kind")) for a in axes.values() if isinstance(a, dict)]
+    return terminal_safe(f"{prompt!r} over {', '.join(names) or 'no axis'}")
+
+
+def _manifest_seed(manifest: dict[str, Any] | None) -> int | None:
+    """The shared seed of the folder's earlier run (of the same family: checked before)."""
+    from .sweep import SweepDefinition, SweepError
+
+    if manifest is None:
         return None
     try:
         earlier = SweepDefinition.from_json(manifest.get("definition") or {})
@@ -641,9 +662,10 @@ def _run(sweep: SweepRun, folder: Folder | None, args: argparse.Namespace, trust
     try:
         while True:
             try:
-                event = events.get(timeout=0.2)
-                while not saved.empty():
-                    finished(saved.get())
+                try:
+                    event: dict[str, Any] | None = events.get(timeout=0.2)
+                except queue.Empty:
+                    event = None
                 if event is not None and event["kind"] == "cell":
                     cell = event["cell"]
                     run = sweep.cell(cell["index"])
@@ -651,8 +673,13 @@ def _run(sweep: SweepRun, folder: Folder | None, args: argparse.Namespace, trust
                         folder.write_manifest()
                     if cell["state"] in ("success", "failed", "refused", "cancelled"):
                         settle(run)
-            except queue.Empty:
-                pass
+                while not saved.empty():
+                    finished(saved.get())
+                if progress is not None and bar is not None:
+                    p = sweep.progress
+                    progress.update(bar, completed=p.finished, description=_bar_text(p))
+                if sweep.done and events.empty() and settled <= printed:
+                    break
             except KeyboardInterrupt:
                 interrupts += 1
                 if interrupts == 1:
@@ -665,12 +692,6 @@ def _run(sweep: SweepRun, folder: Folder | None, args: argparse.Namespace, trust
                     )
                 else:
                     sweep.cancel(follow=False)
-                continue
-            if progress is not None and bar is not None:
-                p = sweep.progress
-                progress.update(bar, completed=p.finished, description=_bar_text(p))
-            if sweep.done and events.empty():
-                break
     finally:
         if progress is not None:
             progress.stop()

@@ -128,6 +128,11 @@ def test_a_sweep_into_a_folder_and_the_same_sweep_again(box: SandboxHandle, tmp_
     assert len(creates(box)) == 10
     assert {b["stylize"] for b in creates(box)[6:]} == {250, 750}
     assert len([c for c in manifest(out)["cells"] if c["state"] == "success"]) == 10
+    # Another sweep into the same folder is refused: nothing is overwritten, nothing sent.
+    other = sweep(box, home, "a heron", "--x", "chaos=0,50", "--out", str(out))
+    assert other.returncode == 2
+    assert "holds the results of another sweep ('a fox" in other.stderr
+    assert len(creates(box)) == 10
 
 
 def test_from_a_contact_sheet_restores_the_sweep(box: SandboxHandle, tmp_path: Path) -> None:

@@ -528,6 +528,11 @@ def test_snapshot_results_and_the_contact_sheet_round_trip(
         # A failed cell is drawn with its red border.
         colours = {colour for _, colour in sheet.convert("RGB").getcolors(1 << 20) or []}
         assert (200, 40, 40) in colours
-    kept = next(run for run in sweep.cells if run.state == "success").files[0]
+    first = next(run for run in sweep.cells if run.state == "success")
+    thumbs = sweep.thumbnails(first.index)
+    assert len(thumbs) == 4
+    assert all(t[:4] == b"RIFF" and t[8:12] == b"WEBP" for t in thumbs)
+    assert sweep.thumbnails(failed[0]) == []
+    kept = first.files[0]
     with pytest.raises(SweepError, match="holds no sweep definition"):
         read_contact_sheet(kept)

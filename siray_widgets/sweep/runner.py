@@ -41,7 +41,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -951,6 +951,18 @@ class SweepRun:
         run = ref if isinstance(ref, CellRun) else self.cell(ref)
         return cell_images(run)
 
+    def thumbnails(self, ref: int | str | tuple[int, ...] | CellRun) -> list[bytes]:
+        """The kept thumbnails of a cell (WebP, at most 256 px; empty until the store has
+        them): small bytes to send to a page as message buffers."""
+        run = ref if isinstance(ref, CellRun) else self.cell(ref)
+        with self._lock:
+            paths = list(run.thumbs)
+        found = []
+        for path in paths:
+            with contextlib.suppress(OSError), open(path, "rb") as handle:
+                found.append(handle.read())
+        return found
+
     def contact_sheet(
         self,
         path: str | os.PathLike[str] | None = None,
@@ -1144,14 +1156,3 @@ def active_sweeps() -> list[SweepRun]:
     """The sweeps running in this process now."""
     with _ACTIVE_LOCK:
         return list(_ACTIVE)
-
-
-def describe_cells(runs: Sequence[CellRun]) -> str:
-    """One line per cell: ``#3 X stylize=250 · Y chaos=50: success (task_…)``."""
-    lines = []
-    for run in runs:
-        detail = run.reason if run.state in ("failed", "refused", "cancelled") else run.task_id
-        lines.append(
-            f"#{run.index} {run.cell.describe()}: {run.state}" + (f" ({detail})" if detail else "")
-        )
-    return "\n".join(lines)
