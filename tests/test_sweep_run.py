@@ -8,6 +8,7 @@ nothing more is created after Cancel, and that nothing is sent before confirmati
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -20,8 +21,7 @@ import pytest
 from fixtures.fault_server import CREATE, FaultServer, Reply, created, error_reply, task_path
 from fixtures.fault_server import task_reply as fault_task_reply
 
-from siray_widgets import define_sweep
-from siray_widgets.client import AsyncSirayClient, PollSchedule
+from siray_widgets.client import AsyncSirayClient, PollSchedule, SirayClient
 from siray_widgets.sandbox import SandboxHandle, SandboxSettings
 from siray_widgets.sandbox.app import create_app
 from siray_widgets.sandbox.server import BackgroundServer
@@ -32,7 +32,9 @@ from siray_widgets.sweep import (
     SweepDefinition,
     SweepError,
     SweepRun,
+    define_sweep,
     read_contact_sheet,
+    run_sweep,
     run_sweep_sync,
 )
 from siray_widgets.sweep.contact_sheet import read_contact_sheet_cells
@@ -153,6 +155,13 @@ def budget() -> SessionBudget:
     return SessionBudget()
 
 
+def until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 def grid(columns: int, rows: int, *, seed: int = 11, **options: Any) -> SweepDefinition:
     return define_sweep(
         "a lighthouse at dusk --ar 3:2",
@@ -181,7 +190,7 @@ def test_cells_start_in_order_with_the_concurrency_bound_observed_at_the_server(
     creates = box.creates()
     assert len(creates) == 12, "each cell is created exactly once"
     sent = [h.json()["data"]["task_id"] for h in creates]
-    assert sorted(sent) == sorted(run.task_id for run in sweep.cells)
+    assert sorted(sent) == sorted(run.task_id or "" for run in sweep.cells)
     # The bodies that arrived are the cells' requests, started in the stable order: a cell
     # starts only once a place is free, so it arrives within `concurrency` of its place.
     arrived = [json.loads(body) for body in box.handle.received_bodies()]
@@ -273,6 +282,47 @@ def test_resume_sends_only_new_cells_when_values_are_added(
     assert (remote.plan().reuse, remote.plan().send) == (0, 6)
     local = SweepRun(grid(3, 2), client=box.client, store=store, budget=budget, local=True)
     assert local.plan().reuse == 6
+
+
+def test_run_sweep_on_the_callers_loop_and_a_cancelled_await_stops_it(
+    logged_sandbox: Callable[..., LoggedSandbox], budget: SessionBudget
+) -> None:
+    box = logged_sandbox(duration=1.0)
+
+    async def main() -> None:
+        async with box.client() as client:
+            done = await run_sweep(grid(2, 1, seed=5), client=client, store=False, budget=budget)
+            assert [run.state for run in done.cells] == ["success", "success"]
+            # The caller's client is left as it was: the sweep used a pool of its own.
+            assert client._pool is None or not client._pool.closed
+            waiting = asyncio.ensure_future(
+                run_sweep(
+                    grid(3, 2, seed=6),
+                    client=client,
+                    store=False,
+                    budget=budget,
+                    concurrency=2,
+                    confirm=True,
+                )
+            )
+            await asyncio.to_thread(until, lambda: len(box.creates()) >= 4)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+        await asyncio.sleep(0.3)
+
+    asyncio.run(main())
+    assert len(box.creates()) == 4, "a cancelled await stops the sweep at once"
+
+
+def test_a_blocking_client_works_too(
+    logged_sandbox: Callable[..., LoggedSandbox], budget: SessionBudget
+) -> None:
+    box = logged_sandbox()
+    with SirayClient(box.api_key, box.base_url, poll=FAST, hooks=False) as client:
+        sweep = run_sweep_sync(grid(2, 2), client=client, store=False, budget=budget, timeout=WAIT)
+        assert client.get_task(sweep.cells[0].task_id or "").status.value == "SUCCESS"
+    assert [run.state for run in sweep.cells] == ["success"] * 4
 
 
 # --- never spends by surprise ------------------------------------------------------------------
@@ -475,6 +525,7 @@ def test_a_stalled_cell_is_marked_and_a_later_run_follows_it_without_paying_agai
     sweep.wait(WAIT)
     cell = sweep.cells[0]
     assert cell.state == "cancelled"
+    assert cell.task_id is not None
     assert cell.task_id in cell.reason
     assert "running the sweep again follows it" in cell.reason
     assert store.get(cell.task_id).state in ("stalled", "cancelled")
