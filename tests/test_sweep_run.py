@@ -437,6 +437,22 @@ def test_a_429_storm_slows_the_whole_sweep_down_once(
     assert server.unscripted == []
 
 
+def test_under_random_429s_every_cell_lands_and_no_task_is_made_twice(
+    logged_sandbox: Callable[..., LoggedSandbox], budget: SessionBudget
+) -> None:
+    box = logged_sandbox(duration=0.2, rate_limit_share=0.35, retry_after=0, seed=9)
+    sweep = run_sweep_sync(
+        grid(4, 3), client=box.client(), store=False, budget=budget, confirm=True, timeout=WAIT
+    )
+    assert [run.state for run in sweep.cells] == ["success"] * 12
+    refused = [h for h in box.hits if h.status == 429]
+    assert refused, "the dice refused some requests (creates and polls)"
+    assert any(h.method == "GET" for h in refused), "status queries go through the gate too"
+    assert len(box.handle.task_ids()) == 12, "no task was created twice"
+    assert budget.tasks == 12, "refused creates were given back to the session budget"
+    assert sum(run.attempts for run in sweep.cells) == sum(1 for h in refused if h.method == "POST")
+
+
 def test_refused_cells_say_why_and_others_go_on(
     timed_server: TimedFaultServer, budget: SessionBudget
 ) -> None:
