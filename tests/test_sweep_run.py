@@ -515,12 +515,20 @@ def test_a_cancel_made_before_the_sweep_took_its_first_step_holds(
 ) -> None:
     box = logged_sandbox()
     sweep = SweepRun(grid(3, 2), client=box.client(), store=False, budget=budget)
-    sweep.start(confirm=True).cancel()
-    sweep.wait(WAIT)
+    loop = asyncio.new_event_loop()  # not running yet: the round's first step comes after
+    try:
+        sweep.start(confirm=True, loop=loop).cancel()
+        loop.run_until_complete(asyncio.wait_for(_awaited(sweep), WAIT))
+    finally:
+        loop.close()
     assert box.creates() == []
     assert [run.state for run in sweep.cells] == ["cancelled"] * 6
     assert sweep.state == "cancelled"
     assert budget.tasks == 0
+
+
+async def _awaited(sweep: SweepRun) -> SweepRun:
+    return await sweep
 
 
 def test_a_stalled_cell_is_marked_and_a_later_run_follows_it_without_paying_again(
