@@ -1,4 +1,4 @@
-"""The ``siray-widgets`` command line: ``generate``, ``sweep``, ``sandbox``, ``lab``, ``proxy``...
+"""The ``siray-widgets`` command line: ``generate``, ``sandbox``, ``lab`` and ``proxy``.
 
 Errors print one line (no traceback) and exit non-zero: 2 for usage and validation, 1 for
 API, transport and file problems. Heavy modules load only inside the command that needs them,
