@@ -142,3 +142,23 @@ def test_the_poll_schedule_of_the_widget_is_used(
     sweep = w.sweep(x=("chaos", [1]), store=False)
     sweep.wait(WAIT)
     assert sweep.cells[0].state == "success"
+
+
+def test_a_sweep_restored_from_a_contact_sheet_runs_on_the_widgets_connection(
+    make_widget: MakeWidget,
+    sandbox: SandboxHandle,
+    fresh_budget: SessionBudget,
+    store_home: Path,
+    tmp_path: Path,
+) -> None:
+    from siray_widgets import read_contact_sheet
+
+    w = make_widget(box=sandbox, prompt="an owl", seed=3)
+    first = w.sweep(x=("weird", [0, 500]))
+    first.wait(WAIT)
+    path = first.contact_sheet(tmp_path / "owl.png")
+    restored = w.sweep(definition=read_contact_sheet(path.read_bytes()), start=False)
+    assert restored.definition.key == first.definition.key
+    assert restored.plan().reuse == 2
+    with pytest.raises(TypeError, match="not both"):
+        w.sweep(x=("chaos", [1]), definition=restored.definition)

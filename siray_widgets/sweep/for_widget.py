@@ -80,14 +80,19 @@ def widget_sweep(
     seed: int | str | None = None,
     replicates: int = 1,
     presets: Sequence[Preset | str] = (),
+    definition: SweepDefinition | None = None,
     **options: Any,
 ) -> SweepRun:
     """A :class:`SweepRun` of the widget's request over the axes, on the widget's connection
-    (its key, base URL and poll schedule), started unless ``start=False``. ``options`` are
-    :class:`SweepRun`'s (``concurrency``, ``store``, ``resume``, ``keep_images`` ...)."""
-    definition = widget_definition(
-        widget, x, y, z, seed=seed, replicates=replicates, presets=presets
-    )
+    (its key, base URL and poll schedule), started unless ``start=False``. ``definition``
+    runs a given sweep instead (one restored from a contact sheet, say) on that connection.
+    ``options`` are :class:`SweepRun`'s (``concurrency``, ``store``, ``resume`` ...)."""
+    if definition is None:
+        definition = widget_definition(
+            widget, x, y, z, seed=seed, replicates=replicates, presets=presets
+        )
+    elif any(v is not None for v in (x, y, z, seed)) or replicates != 1 or presets:
+        raise TypeError("give either a definition or axes (x, y, z, seed, ...), not both")
     secret, base_url, poll = widget.api_key, widget.base_url, widget.poll
 
     def connect() -> AsyncSirayClient:
