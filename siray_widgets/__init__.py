@@ -34,6 +34,15 @@ _EXPORTS: dict[str, str] = {
     "SweepError": "sweep",
     "define_sweep": "sweep",
     "batch_sweep": "sweep",
+    "SweepRun": "sweep.runner",
+    "ConfirmationRequired": "sweep.plan",
+    "run_sweep": "sweep.runner",
+    "run_sweep_sync": "sweep.runner",
+    "start_sweep": "sweep.runner",
+    "read_contact_sheet": "sweep.contact_sheet",
+    "SessionBudget": "session",
+    "BudgetExceededError": "session",
+    "session_budget": "session",
     "Preset": "presets",
     "PresetLibrary": "presets",
     "apply_presets": "presets",
@@ -73,7 +82,7 @@ _EXPORTS: dict[str, str] = {
 #: happens here, at the top. ``SIRAY_WIDGETS_HISTORY=0`` or ``hooks=False`` turns it off.
 _RECORDED_CLIENTS = frozenset({"SirayClient", "AsyncSirayClient"})
 
-#: Submodules reachable as attributes (``siray_widgets.session.current().cap = "5.00"``).
+#: Submodules reachable as attributes (``siray_widgets.session.session_budget()``).
 _MODULES = frozenset({"session", "registry"})
 
 __all__ = [*_EXPORTS, *sorted(_MODULES), "__version__"]
@@ -175,7 +184,16 @@ if TYPE_CHECKING:
         openapi,
         schema_json,
     )
+    from .session import BudgetExceededError, SessionBudget, session_budget
     from .suffix import parse_prompt, parse_prompts, render_suffix
     from .sweep import SweepDefinition, SweepError, batch_sweep, define_sweep
+    from .sweep.contact_sheet import read_contact_sheet
+    from .sweep.plan import ConfirmationRequired
+    from .sweep.runner import (
+        SweepRun,
+        run_sweep,
+        run_sweep_sync,
+        start_sweep,
+    )
     from .task import Task, TaskStatus
     from .widget import ImagineWidget

@@ -96,8 +96,8 @@ def unit_price(model: str, *, sandbox: bool) -> Decimal | None:
 
 def price_texts(model: str, *, sandbox: bool) -> dict[str, Any]:
     """The ``price`` trait: the next run's estimated cost and this session's line."""
-    from . import session
     from .registry import format_money
+    from .session import session_budget
 
     try:
         unit = unit_price(model, sandbox=sandbox)
@@ -109,7 +109,7 @@ def price_texts(model: str, *, sandbox: bool) -> dict[str, Any]:
     return {
         "run": run,
         "unit": None if unit is None else str(unit),
-        "session": session.current().describe(),
+        "session": session_budget().describe(),
     }
 
 

@@ -88,6 +88,9 @@ class Generation:
         self.api_base_url: str | None = None
         #: The run's estimated cost, held in the session until its task exists or not.
         self._charge: Reservation | None = None
+        #: Whether its create request was started (a reservation is then settled by its
+        #: outcome, not simply given back).
+        self._submitted = False
         #: Records the run in the run store (set when its client exists; None when recording
         #: is off or failed). Its ``state`` says "stalled" when the run stopped moving.
         self.recorder: Any = None

@@ -42,6 +42,7 @@ SANDBOX_KEY_ENV = "SIRAY_SANDBOX_KEY"
 #: "module:function" of each subcommand's ``add_parser(subparsers)``, in --help order.
 SUBCOMMANDS: tuple[str, ...] = (
     "siray_widgets.cli:add_generate_parser",
+    "siray_widgets.cli_sweep:add_parser",
     "siray_widgets.cli_models:add_parser",
     "siray_widgets.cli:add_sandbox_parser",
     "siray_widgets.lab:add_parser",

@@ -70,6 +70,7 @@ from .task import Task
 if TYPE_CHECKING:  # the client (httpx, stamina) loads on the first Generate, off the loop
     from .client import AsyncSirayClient, PollSchedule
     from .session import Reservation
+    from .sweep.runner import SweepRun
 
 __all__ = ["Generation", "ImagineWidget"]
 
@@ -308,9 +309,9 @@ class ImagineWidget(anywidget.AnyWidget):
         self._set_key(api_key, "python", refresh=False)
         self.set_trait("next_seed", _draw_seed())
         self.observe(self._field_changed, names=list(self._traits_of.values()))
-        from .session import current as current_session
+        from .session import session_budget
 
-        current_session().subscribe(self._refresh_price)
+        session_budget().on_change(self._refresh_price)
         super().__init__(**fields)
         object.__setattr__(self._request, "_widget", self)
         # Registered here, not as a method override: ipywidgets' own dispatcher stays intact.
@@ -525,8 +526,8 @@ class ImagineWidget(anywidget.AnyWidget):
 
     # -- prices and the workshop quota --
 
-    def _refresh_price(self) -> None:
-        """Recompute the ``price`` trait (also called by the session after any run)."""
+    def _refresh_price(self, budget: object = None) -> None:
+        """Recompute the ``price`` trait (also called by the session budget after any run)."""
         from ._widget_models import price_texts
 
         with self._lock:
@@ -570,18 +571,17 @@ class ImagineWidget(anywidget.AnyWidget):
 
     def _reserve(self, sandbox: bool) -> Reservation:
         """Reserve the next run's estimated cost in this process's session (free in the
-        sandbox); raises SessionBudgetError, shown in ``error``, past the session's cap."""
+        sandbox); raises BudgetExceededError, shown in ``error``, past a session cap."""
         from ._widget_models import unit_price
-        from .session import SessionBudgetError
-        from .session import current as current_session
+        from .session import BudgetExceededError, session_budget
 
         try:
             price = Decimal(0) if sandbox else unit_price(self._spec.model, sandbox=False)
         except Exception:  # a registry that cannot be read (a bad SIRAY_GATEWAY_URL): unknown
             price = None
         try:
-            return current_session().reserve(self._spec.model, 1, price)
-        except SessionBudgetError as exc:
+            return session_budget().reserve(self._spec.model, price)
+        except BudgetExceededError as exc:
             self.set_trait("error", f"Not sent: {exc}.")
             raise
 
@@ -765,9 +765,9 @@ class ImagineWidget(anywidget.AnyWidget):
     def _start(self, request: AnyRequest, *, seed_random: bool) -> Generation:
         """Record a run of ``request`` (sent as is) and follow its task in the background.
 
-        Its estimated cost is reserved in this process's session first (a session cap that
-        it would pass raises :class:`~siray_widgets.session.SessionBudgetError`, and nothing
-        is sent); it counts once the task exists.
+        It is counted in this process's session budget first (a cap that it would pass
+        raises :class:`~siray_widgets.session.BudgetExceededError`, and nothing is sent); a
+        create that surely made no task is given back.
         """
         if self.comm is None:
             raise RuntimeError("this widget is closed; create a new ImagineWidget")
@@ -841,10 +841,14 @@ class ImagineWidget(anywidget.AnyWidget):
             if client.sandbox != self.sandbox:
                 with self._lock:
                     self.set_trait("sandbox", client.sandbox)
+            generation._submitted = True
             try:
                 task_id = await client.submit(generation.request)
-            except WorkshopError as exc:  # quota spent, paused, token expired: in the header
-                self._show_quota(client.quota, _workshop_problem(exc))
+            except BaseException as exc:
+                if generation._charge is not None:  # given back if surely no task was made
+                    generation._charge.settle(exc)
+                if isinstance(exc, WorkshopError):  # quota spent, paused, expired: the header
+                    self._show_quota(client.quota, _workshop_problem(exc))
                 raise
             self._show_quota(client.quota, "")  # a workshop proxy says what is left
             tell(generation.recorder, "submitted", task_id)
@@ -911,12 +915,8 @@ class ImagineWidget(anywidget.AnyWidget):
                 return
             generation.finished_at = time.time()
             self._publish(generation)
-        charge = generation._charge
-        if charge is not None:  # counted once a task exists; given back when none was made
-            if generation.task_id:
-                charge.commit()
-            else:
-                charge.release()
+        if generation._charge is not None and not generation._submitted:
+            generation._charge.release()  # ended before its create request was sent
         limit_downloads(generation)
         tell(generation.recorder, "finished", outcome)
         self._update_snapshots()
@@ -1009,6 +1009,16 @@ class ImagineWidget(anywidget.AnyWidget):
                 self.set_trait("progress", generation.progress)
                 self.set_trait("outputs", generation.images)
                 self.set_trait("error", generation.error)
+
+    def sweep(self, x: Any = None, y: Any = None, z: Any = None, **options: Any) -> SweepRun:
+        """A sweep of the current request over up to three axes, started at once (above the
+        session's threshold of tasks only with ``confirm=True``): ``w.sweep(x=("stylize",
+        "0-1000 (+250)"), y=("chaos", [0, 50, 100]), confirm=True)``. Returns an awaitable
+        :class:`~siray_widgets.sweep.SweepRun`; see :func:`siray_widgets.sweep.for_widget.
+        widget_sweep` for the options (``start=False`` only plans it)."""
+        from .sweep.for_widget import widget_sweep
+
+        return widget_sweep(self, x, y, z, **options)
 
     def cancel(self, run: str | None = None) -> list[str]:
         """Stop following one run (by :attr:`Generation.id`) or every active run.

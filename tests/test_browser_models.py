@@ -123,7 +123,7 @@ def test_the_models_controls_come_from_its_schema(lab: NotebookPage, model: Loca
         lab.run("import json; print(json.dumps(m.request_json))")
     )
     assert role(model, "price").text_content() == "$0.0125 per run on Siray (free in the sandbox)"
-    assert role(model, "session").text_content() == "this session: no tasks yet"
+    assert role(model, "session").text_content() == "0 tasks sent this session"
     assert role(model, "quota").is_hidden()
     # Midjourney prompts and seeds drawn by Python are niji 7's.
     assert model.locator('[data-copy="suffix"]').count() == 0
@@ -175,7 +175,7 @@ def test_generate_makes_images_and_counts_the_run(lab: NotebookPage, model: Loca
     sent = json.loads(lab.run("print(json.dumps(m.tasks[-1]['request_json']))"))
     assert sent == shown  # the body shown is the body sent
     model.page.wait_for_function(
-        "el => el.textContent === 'this session: 1 task, $0.00 estimated'",
+        "el => el.textContent === '1 task sent this session, estimated $0.00'",
         arg=role(model, "session").element_handle(),
     )
     assert role(model, "run-seed").is_hidden() or role(model, "run-seed").text_content() == ""

@@ -68,10 +68,13 @@ def _imagine_states(nb: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """The kernel inherits this process's env: no real key, no base URL, quiet paths."""
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """The kernel inherits this process's env: no real key, no base URL, quiet paths, and a
+    run history of its own (so a notebook's sweeps send their cells in every test, rather
+    than finding them done by an earlier test)."""
     monkeypatch.delenv("SIRAY_API_KEY", raising=False)
     monkeypatch.delenv("SIRAY_BASE_URL", raising=False)
+    monkeypatch.setenv("SIRAY_WIDGETS_HOME", str(tmp_path / "history"))
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
     monkeypatch.setenv("SIRAY_SANDBOX_DURATION", "0.3")  # the kernel's shared sandbox
     return monkeypatch
@@ -83,7 +86,10 @@ def keyed_sandbox(clean_env: pytest.MonkeyPatch) -> Iterator[tuple[str, Any]]:
     from siray_widgets import sandbox
 
     key = "sk-test-" + secrets.token_hex(16)
-    handle = sandbox.start(api_key=key, duration=0.2)
+    # Tasks finish at once: with a key (not the embedded sandbox) the client polls at Siray's
+    # 3-5 s pace, and only a task finished at its first, immediate reading skips that wait
+    # (the notebooks' sweeps make a dozen runs).
+    handle = sandbox.start(api_key=key, duration=0)
     try:
         clean_env.setenv("SIRAY_API_KEY", key)
         clean_env.setenv("SIRAY_BASE_URL", handle.base_url)
@@ -118,6 +124,45 @@ def test_notebook_runs_on_the_sandbox(
         assert "status <b>SUCCESS</b>" in html
         assert html.count("<img src='data:image/jpeg;base64,") == 4
         assert "127.0.0.1" not in html
+    if name == "parameter-tour.ipynb":
+        # Every section's sweep showed its contact sheet, and the 6-task sweep was refused
+        # until confirmed.
+        assert _count_outputs(nb, "image/png") >= 10
+        assert "would send 6 tasks" in _text_outputs(nb)
+    if name == "workshop.ipynb":
+        assert _count_outputs(nb, "image/png") >= 3  # the three sweeps' contact sheets
+        assert "<figure" in _text_outputs(nb, "text/html")  # the gallery of their runs
+
+
+def _count_outputs(nb: dict[str, Any], mime: str) -> int:
+    return sum(
+        1
+        for cell in nb["cells"]
+        for output in cell.get("outputs", [])
+        if mime in output.get("data", {})
+    )
+
+
+def _text_outputs(nb: dict[str, Any], mime: str = "text/plain") -> str:
+    parts = []
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            text = output.get("text") if output.get("output_type") == "stream" else None
+            text = text or output.get("data", {}).get(mime, "")
+            parts.append("".join(text) if isinstance(text, list) else str(text))
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_PARAMS)
+def test_notebooks_in_the_repository_hold_no_outputs(name: str | None) -> None:
+    """What users open starts clean: no outputs, counts or widget state saved in git."""
+    assert name is not None
+    nb = json.loads((NOTEBOOK_DIR / name).read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell.get("outputs") == [], f"{name} has saved outputs"
+            assert cell.get("execution_count") is None, f"{name} has execution counts"
+    assert "widgets" not in nb.get("metadata", {}), f"{name} has saved widget state"
 
 
 @pytest.mark.timeout(240)

@@ -33,7 +33,7 @@ from siray_widgets.errors import BadRequestError, ValidationError
 from siray_widgets.registry import UnknownModelError
 from siray_widgets.sandbox import SandboxHandle, start
 from siray_widgets.schema import FIELD_NAMES, UnsupportedModelError
-from siray_widgets.session import Session, SessionBudgetError
+from siray_widgets.session import BudgetExceededError, SessionBudget, session_budget
 from siray_widgets.task import TaskStatus
 from siray_widgets.widget import ImagineWidget
 
@@ -55,7 +55,7 @@ def _fixture_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("SIRAY_SANDBOX_REGISTRY", str(FIXTURE))
     monkeypatch.setenv("SIRAY_GATEWAY_URL", "http://127.0.0.1:9")
     monkeypatch.setattr(registry, "_current", None)
-    monkeypatch.setattr(session, "_current", Session())
+    monkeypatch.setattr(session, "_budget", SessionBudget())
     return
 
 
@@ -358,21 +358,21 @@ def test_the_price_of_the_next_run_and_the_session_line(
     assert w.price == {
         "run": "$0.0125 per run on Siray (free in the sandbox)",
         "unit": "0.0125",
-        "session": "this session: no tasks yet",
+        "session": "0 tasks sent this session",
     }
     registry.use(registry.load(box.base_url))  # as a display loads it from the gateway
     paid = make_widget(model=FLUX_DEV, box=box)  # a key and a server: not the sandbox
     assert paid.price["run"] == "$0.0125 per run"
     paid.generate().result(timeout=WAIT)
     paid.generate().result(timeout=WAIT)
-    assert paid.price["session"] == "this session: 2 tasks, $0.025 estimated"
+    assert paid.price["session"] == "2 tasks sent this session, estimated $0.025"
     assert w.price["session"] == paid.price["session"]  # one session per process
     niji = make_widget(box=box)
     assert niji.price["run"] == "$0.05 per run"
     niji.generate().result(timeout=WAIT)
-    assert niji.price["session"] == "this session: 3 tasks, $0.075 estimated"
+    assert niji.price["session"] == "3 tasks sent this session, estimated $0.075"
     # A run in the offline sandbox is counted and free (the browser test runs one).
-    assert w._reserve(sandbox=True).cost == 0
+    assert w._reserve(sandbox=True).price == 0
 
 
 def test_a_model_without_a_price_says_so(
@@ -393,19 +393,21 @@ def test_a_model_without_a_price_says_so(
 def test_a_session_cap_stops_a_run_before_anything_is_sent(
     make_widget: MakeWidget, box: SandboxHandle
 ) -> None:
-    session.current().cap = Decimal("0.02")
+    session_budget().spend_cap = Decimal("0.02")
     w = make_widget(model=FLUX_DEV, box=box)
     w.generate().result(timeout=WAIT)  # $0.0125: within the cap
     before = len(box.received_bodies())
-    with pytest.raises(SessionBudgetError, match=r"cap of \$0.02 would be passed"):
+    with pytest.raises(BudgetExceededError, match=r"spend cap of \$0.02"):
         w.generate()
-    assert "Not sent: this session's cap of $0.02 would be passed" in w.error
+    assert "Not sent: One more task ($0.0125) would pass the session's spend cap of $0.02" in (
+        w.error
+    )
     reply = send(w, "generate", body=w.request_json)  # the button says the same
     assert not reply["ok"]
-    assert "cap of $0.02" in reply["error"]
+    assert "spend cap of $0.02" in reply["error"]
     assert len(box.received_bodies()) == before
-    assert session.current().totals().tasks == 1
-    assert w.price["session"] == "this session: 1 task, $0.0125 estimated; cap $0.02"
+    assert session_budget().tasks == 1
+    assert w.price["session"] == "1 task sent this session, estimated $0.0125 (cap $0.02)"
 
 
 def test_a_refused_create_is_given_back_to_the_session(
@@ -424,19 +426,19 @@ def test_a_refused_create_is_given_back_to_the_session(
     with pytest.raises(BadRequestError, match="num_inference_steps"):
         w.generate().result(timeout=WAIT)
     assert "num_inference_steps" in w.error
-    totals = session.current().totals()
-    assert (totals.tasks, totals.spend, totals.reserved) == (0, 0, 0)
+    budget = session_budget()
+    assert (budget.tasks, budget.spend) == (0, 0)
 
 
 def test_the_session_counts_across_threads_and_keeps_its_cap() -> None:
-    s = Session(cap="1.00")
+    s = SessionBudget(spend_cap="1.00")
     errors: list[Exception] = []
 
     def spend() -> None:
         for _ in range(50):
             try:
-                s.record("m", 1, "0.01")
-            except SessionBudgetError as exc:
+                s.reserve("m", Decimal("0.01"))
+            except BudgetExceededError as exc:
                 errors.append(exc)
 
     threads = [threading.Thread(target=spend) for _ in range(4)]
@@ -444,22 +446,22 @@ def test_the_session_counts_across_threads_and_keeps_its_cap() -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    totals = s.totals()
-    assert (totals.tasks, totals.spend, len(errors)) == (100, Decimal("1.00"), 100)
-    held = Session(cap=1)
-    first = held.reserve("m", 1, "0.6")
-    with pytest.raises(SessionBudgetError, match="is spent or on its way"):
-        held.reserve("m", 1, "0.6")
+    assert (s.tasks, s.spend, len(errors)) == (100, Decimal("1.00"), 100)
+    held = SessionBudget(spend_cap=1)
+    first = held.reserve("m", Decimal("0.6"))
+    with pytest.raises(BudgetExceededError, match="would pass the session's spend cap"):
+        held.reserve("m", Decimal("0.6"))
     first.release()
-    held.reserve("m", 1, "0.6").commit()
-    with pytest.raises(SessionBudgetError, match="no price is known for m"):
+    held.reserve("m", Decimal("0.6"))
+    with pytest.raises(BudgetExceededError, match="price of m is unknown"):
         held.reserve("m")
-    unpriced = Session()
-    unpriced.record("a", 2, None)
-    unpriced.record("b", 1, "0.05")
-    assert unpriced.describe() == "this session: 3 tasks, $0.05 estimated (+2 without a price)"
-    with pytest.raises(ValueError, match="finite number of dollars"):
-        Session(cap="-1")
+    unpriced = SessionBudget()
+    unpriced.reserve("a")
+    unpriced.reserve("a")
+    unpriced.reserve("b", Decimal("0.05"))
+    assert unpriced.describe() == "3 tasks sent this session, estimated $0.05 + 2 of unknown price"
+    with pytest.raises(ValueError, match="dollars >= 0"):
+        SessionBudget(spend_cap="-1")
 
 
 def test_listeners_are_told_and_not_kept_alive() -> None:
@@ -470,19 +472,21 @@ def test_listeners_are_told_and_not_kept_alive() -> None:
         def __init__(self) -> None:
             self.heard = 0
 
-        def changed(self) -> None:
+        def changed(self, budget: SessionBudget) -> None:
             self.heard += 1
 
-    s = Session()
+    s = SessionBudget()
     kept, gone = Listener(), Listener()
-    s.subscribe(kept.changed)
-    s.subscribe(gone.changed)
+    s.on_change(kept.changed)
+    s.on_change(gone.changed)
     ref = weakref.ref(gone)
     del gone
     gc.collect()
     assert ref() is None  # a bound method is held weakly (a closed widget is not kept)
-    s.record("m", 1, "0.01")
-    s.reserve("m", 1, "0.01").release()  # nothing sent: nothing to tell
+    s.reserve("m", Decimal("0.01"))
+    assert kept.heard == 1
+    s.on_change(kept.changed, remove=True)
+    s.reserve("m", Decimal("0.01"))
     assert kept.heard == 1
 
 
@@ -543,4 +547,3 @@ def test_a_models_runs_restore_and_rerun_in_its_own_widget_only(
     refused = send(w, "history-rerun", run=niji.runs[-1].history_id)
     assert refused["ok"] is False
     assert "midjourney/midjourney-niji-7-t2i" in refused["error"]
-
