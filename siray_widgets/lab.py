@@ -1,4 +1,5 @@
-"""``siray-widgets lab``: JupyterLab on the quickstart notebook (sandbox unless a key is set)."""
+"""``siray-widgets lab``: JupyterLab on the quickstart notebook (sandbox unless a key is set),
+with working copies of the teaching notebooks beside it."""
 
 from __future__ import annotations
 
@@ -13,21 +14,25 @@ from pathlib import Path
 from .cli import EXIT_API, CommandError, port_number
 
 QUICKSTART = "quickstart.ipynb"
+#: The notebooks copied into the working folder (the quickstart is the one opened).
+TEACHING = ("parameter-tour.ipynb", "workshop.ipynb")
 #: The working folder ``siray-widgets lab`` makes in the current folder: it holds a copy of the
 #: quickstart, so the one in the package (or the repository) never changes.
 WORK_FOLDER = "siray-work"
 
 
-def quickstart_source() -> Path:
-    """The quickstart notebook: the repo's copy in a checkout, else the one in the wheel."""
+def notebook_source(name: str) -> Path:
+    """A shipped notebook: the repo's copy in a checkout, else the one in the wheel."""
     package = Path(__file__).resolve().parent
-    for candidate in (
-        package.parent / "notebooks" / QUICKSTART,
-        package / "notebooks" / QUICKSTART,
-    ):
+    for candidate in (package.parent / "notebooks" / name, package / "notebooks" / name):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"{QUICKSTART} is not in this installation of siray-widgets")
+    raise FileNotFoundError(f"{name} is not in this installation of siray-widgets")
+
+
+def quickstart_source() -> Path:
+    """The quickstart notebook (see :func:`notebook_source`)."""
+    return notebook_source(QUICKSTART)
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,7 +49,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--dir",
         type=Path,
         default=None,
-        help=f"folder to work in, where a copy of quickstart.ipynb is made if missing "
+        help=f"folder to work in, where copies of quickstart.ipynb and the teaching notebooks "
+        "are made if missing "
         f"(default: ./{WORK_FOLDER})",
     )
     parser.add_argument(
@@ -68,35 +74,47 @@ def run(args: argparse.Namespace) -> int:
 
 
 def prepare_folder(folder: Path) -> Path:
-    """Make ``folder`` and copy the quickstart into it unless a copy is there already (your
-    edits and outputs stay in it); return the copy's path.
+    """Make ``folder`` and copy the quickstart and the teaching notebooks into it, each unless
+    a copy is there already (your edits and outputs stay in it); return the quickstart's copy.
 
-    The copy carries the kernel and language details JupyterLab fills in when a notebook's
-    kernel starts (for this Python), so that merely opening it leaves it unmodified.
+    A copy carries the kernel and language details JupyterLab fills in when a notebook's
+    kernel starts (for this Python), so that merely opening it leaves it unmodified. A
+    teaching notebook missing from the installation is skipped; the quickstart is required.
     """
     folder.mkdir(parents=True, exist_ok=True)
     notebook = folder / QUICKSTART
-    if not notebook.exists():
-        content = json.loads(quickstart_source().read_text(encoding="utf-8"))
-        content.setdefault("metadata", {}).update(
-            kernelspec={
-                "display_name": "Python 3 (ipykernel)",
-                "language": "python",
-                "name": "python3",
-            },
-            language_info={
-                "codemirror_mode": {"name": "ipython", "version": 3},
-                "file_extension": ".py",
-                "mimetype": "text/x-python",
-                "name": "python",
-                "nbconvert_exporter": "python",
-                "pygments_lexer": "ipython3",
-                "version": platform.python_version(),
-            },
-        )
-        text = json.dumps(content, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
-        notebook.write_text(text, encoding="utf-8")
+    _copy(quickstart_source(), notebook)
+    for name in TEACHING:
+        try:
+            source = notebook_source(name)
+        except FileNotFoundError:
+            continue
+        _copy(source, folder / name)
     return notebook
+
+
+def _copy(source: Path, target: Path) -> None:
+    if target.exists():
+        return
+    content = json.loads(source.read_text(encoding="utf-8"))
+    content.setdefault("metadata", {}).update(
+        kernelspec={
+            "display_name": "Python 3 (ipykernel)",
+            "language": "python",
+            "name": "python3",
+        },
+        language_info={
+            "codemirror_mode": {"name": "ipython", "version": 3},
+            "file_extension": ".py",
+            "mimetype": "text/x-python",
+            "name": "python",
+            "nbconvert_exporter": "python",
+            "pygments_lexer": "ipython3",
+            "version": platform.python_version(),
+        },
+    )
+    text = json.dumps(content, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+    target.write_text(text, encoding="utf-8")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -163,7 +163,14 @@ def test_lab_opens_a_copy_in_a_working_folder_never_the_tracked_quickstart(
         model = lab.get("/api/contents/quickstart.ipynb")  # served from the working folder
         assert model["path"] == "quickstart.ipynb"
         listing = lab.get("/api/contents")
-        assert [item["name"] for item in listing["content"]] == ["quickstart.ipynb"]  # type: ignore[attr-defined, index]
+        assert sorted(item["name"] for item in listing["content"]) == [  # type: ignore[attr-defined, index]
+            "parameter-tour.ipynb",
+            "quickstart.ipynb",
+            "workshop.ipynb",
+        ]
+        tour = json.loads((here / "siray-work" / "parameter-tour.ipynb").read_text())
+        shipped = json.loads((REPO / "notebooks" / "parameter-tour.ipynb").read_text())
+        assert tour["cells"] == shipped["cells"]
     finally:
         lab.stop()
     copy.write_text(copy.read_text().replace("a red fox", "my own fox"))  # the user's edits

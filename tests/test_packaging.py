@@ -27,6 +27,10 @@ LAZY = tuple(
     for name in ("history", "viewer")
     for ext in ("js", "css")
 )
+#: The notebooks `siray-widgets lab` copies into its working folder (siray_widgets/lab.py).
+NOTEBOOKS = tuple(
+    f"siray_widgets/notebooks/{name}.ipynb" for name in ("quickstart", "parameter-tour", "workshop")
+)
 # Never copied: build products, caches, and what git ignores.
 SKIP_PARTS = {".git", ".venv", "node_modules", "static", "dist", "build", "test-artifacts"}
 
@@ -79,9 +83,10 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zipfile.ZipFile]
 
 
 @pytest.mark.timeout(360)
-@pytest.mark.parametrize("member", BUNDLE + LAZY)
+@pytest.mark.parametrize("member", BUNDLE + LAZY + NOTEBOOKS)
 def test_wheel_contains_the_bundle(wheel: zipfile.ZipFile, member: str) -> None:
-    """widget.js and widget.css, and each lazily loaded module, are in the wheel, not empty."""
+    """widget.js and widget.css, each lazily loaded module, and the notebooks `lab` copies
+    out, are in the wheel, not empty."""
     names = wheel.namelist()
     assert member in names, f"{member} missing from the wheel; it holds {sorted(names)}"
     assert wheel.getinfo(member).file_size > 0, f"{member} is empty in the wheel"
