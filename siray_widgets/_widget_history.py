@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ._widget_lazy import MODULE_CONFIG
-from ._widget_snippets import is_local_url, midjourney_prompt
+from ._widget_snippets import midjourney_prompt
 from .config import Secret, redact
-from .errors import SirayError
-from .schema import FIELD_NAMES, FIELDS_BY_NAME, AnyRequest, ImageRequest, ValidationError
-from .task import IMAGES_PER_TASK
+from .errors import SirayError, ValidationError
+from .schema import FIELD_NAMES, FIELDS_BY_NAME, AnyRequest, ImageRequest
 
 if TYPE_CHECKING:
     from ._widget_tasks import Generation
@@ -93,7 +92,7 @@ async def warm_store() -> None:
 
 
 def record_run(
-    request: ImageRequest,
+    request: AnyRequest,
     *,
     secret: Secret | None,
     poll: Any,
@@ -123,18 +122,13 @@ def record_run(
 
 def limit_downloads(generation: Generation) -> None:
     """Before a widget run is reported finished: the run store downloads its images in the
-    background only where the widget itself would fetch them (issue 11). No loopback URL but
-    those of the run's own API on this machine (the sandbox): a hostile API could name another
-    local service's admin URL. No more images than a task makes: it could name thousands.
-    Otherwise the run is recorded with its outputs listed, and no image kept."""
+    background only where the widget itself would fetch them (issue 11): it is told the run's
+    API, and :func:`~siray_widgets.store.images.download_refusal` decides (no URL on this
+    machine or a private network but the API's own, no more images than a task makes).
+    Otherwise the run is recorded with its outputs listed, each saying why it was not kept."""
     recorder = generation.recorder
-    outputs = generation.images
-    if recorder is None or not outputs or not hasattr(recorder, "keep"):
-        return
-    allowed = set(generation.local_images())
-    local = [url for url in outputs if is_local_url(url)]
-    if len(outputs) > IMAGES_PER_TASK or any(url not in allowed for url in local):
-        recorder.keep = False
+    if recorder is not None and hasattr(recorder, "api_base_url"):
+        recorder.api_base_url = generation.api_base_url
 
 
 def tell(recorder: Recorder | NullRecorder | None, what: str, *args: Any) -> None:
@@ -284,6 +278,7 @@ class HistoryPanel:
             before = self._current()
             if self._widget._spec.builtin:
                 self._same_model(run)
+                assert isinstance(before, ImageRequest)  # niji 7's own widget
                 restored: AnyRequest = history.restore(run, what, base=before)
             else:
                 restored = self._restore_other(run, what, before)

@@ -245,7 +245,7 @@ def run_generate(args: argparse.Namespace) -> int:
     client, in_sandbox = _client(args)
     from .cli_history import record, report_kept
 
-    recorder = record(request)  # the run history; never fails the command
+    recorder = record(request, api_base_url=client.base_url)  # never fails the command
     try:
         line = SANDBOX_LINE if in_sandbox else terminal_safe(client.summary)
         print(line, file=sys.stderr, flush=True)

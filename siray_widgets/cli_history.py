@@ -26,12 +26,20 @@ _SIZE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 # --- recording a command's run -------------------------------------------------------------
 
 
-def record(request: AnyRequest, origin: str = "cli") -> Recorder | NullRecorder:
-    """Start recording a command's run (a do-nothing stand-in if that is not possible; a
-    warning on stderr says why)."""
+def record(
+    request: AnyRequest, origin: str = "cli", api_base_url: str | None = None
+) -> Recorder | NullRecorder:
+    """Start recording a command's run to the API at ``api_base_url`` (a do-nothing stand-in
+    if that is not possible; a warning on stderr says why)."""
     from .store import NullRecorder, start_recording
 
-    recorder = start_recording(request, origin=origin, source=f"siray-widgets {origin}", warn=False)
+    recorder = start_recording(
+        request,
+        origin=origin,
+        source=f"siray-widgets {origin}",
+        warn=False,
+        api_base_url=api_base_url,
+    )
     if isinstance(recorder, NullRecorder) and recorder.problem:
         print(
             f"siray-widgets: warning: the run is not recorded: {recorder.problem}", file=sys.stderr

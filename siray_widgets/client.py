@@ -865,7 +865,7 @@ class AsyncSirayClient:
         The run is shown to the client's hooks (see :class:`RunHooks`).
         """
         request = _build_request(request, fields)
-        observer = _observer(self.hooks, request, self._key)
+        observer = _observer(self.hooks, request, self._key, self.base_url)
         if observer is None:
             task_id = await self.submit(request)
             return await self.wait(task_id, on_update=on_update, timeout=timeout, poll=poll)
@@ -1160,13 +1160,19 @@ def _build_request(request: AnyRequest | None, fields: dict[str, Any]) -> AnyReq
 
 
 def _observer(
-    hooks: RunHooks | Literal[False] | None, request: AnyRequest, key: Secret | None
+    hooks: RunHooks | Literal[False] | None,
+    request: AnyRequest,
+    key: Secret | None,
+    base_url: str,
 ) -> RunObserver | None:
     chosen = default_hooks if hooks is None else hooks
     if not chosen:
         return None
     try:
-        return chosen.start_run(request, lambda text: redact(text, key))
+        observer = chosen.start_run(request, lambda text: redact(text, key))
+        if observer is not None and hasattr(observer, "api_base_url"):
+            observer.api_base_url = base_url  # which image URLs a run store may download
+        return observer
     except Exception:
         logger.exception("run hooks failed to start observing a run")
         return None
@@ -1419,7 +1425,7 @@ class SirayClient:
         """Submit and wait: the finished task (shown to the client's hooks, see
         :class:`RunHooks`; observers are called in this thread)."""
         request = _build_request(request, fields)
-        observer = _observer(self._async.hooks, request, self._async._key)
+        observer = _observer(self._async.hooks, request, self._async._key, self._async.base_url)
         if observer is None:
             task_id = self.submit(request)
             return self.wait(task_id, on_update=on_update, timeout=timeout, poll=poll)

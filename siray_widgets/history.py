@@ -361,6 +361,7 @@ class History:
         http = client if client is not None else SirayClient(hooks=False)
         outcome: Any = None
         try:
+            recorder.api_base_url = http.base_url
             outcome = http.wait(found.task_id, on_update=recorder.reading, timeout=timeout)
         except BaseException as exc:
             outcome = exc

@@ -332,7 +332,7 @@ class SessionBudget:
                 self._listeners = [r for r in self._listeners if r() not in (listener, None)]
             else:
                 ref: Callable[[], BudgetListener | None] = (
-                    weakref.WeakMethod(listener)  # type: ignore[arg-type]
+                    weakref.WeakMethod(listener)
                     if hasattr(listener, "__self__")
                     else (lambda: listener)
                 )

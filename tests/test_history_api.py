@@ -9,8 +9,16 @@ import time
 from pathlib import Path
 
 import pytest
-from fixtures.fault_server import CREATE, TEST_KEY, FaultServer, created, task_path, task_reply
-from fixtures.store_fixtures import ImageServer, record_run
+from fixtures.fault_server import (
+    CREATE,
+    TEST_KEY,
+    FaultServer,
+    Reply,
+    created,
+    task_path,
+    task_reply,
+)
+from fixtures.store_fixtures import ImageServer, make_image, record_run
 
 from siray_widgets import History
 from siray_widgets.client import SirayClient
@@ -214,9 +222,11 @@ def test_to_pandas_without_pandas_says_how_to_get_it(
 
 
 def test_resume_follows_an_interrupted_task_to_its_end(
-    fault_server: FaultServer, image_server: ImageServer, store: RunStore
+    fault_server: FaultServer, store: RunStore
 ) -> None:
-    url = image_server.serve_image("/r.png")
+    # The image is on the API's own server (as the sandbox serves its own): the store keeps it.
+    fault_server.always("GET", "/r.png", Reply(200, make_image(), {"Content-Type": "image/png"}))
+    url = fault_server.url + "/r.png"
     fault_server.on("POST", CREATE, created("t-resume"))
     fault_server.always("GET", task_path("t-resume"), task_reply("t-resume", "IN_PROGRESS", "30%"))
     recorder = record_run(store, task_id="t-resume", end="running")

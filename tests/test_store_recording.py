@@ -11,6 +11,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fixtures.fault_server import (
@@ -562,3 +563,57 @@ def test_keep_waiting_and_a_moving_task_clear_a_stall(store: RunStore) -> None:
     assert [e.state for e in run.events].count("stalled") == 2
     assert changes[-1] == "interrupted"
     assert "stalled" in changes
+
+
+def test_a_script_run_downloads_only_from_the_apis_own_server_and_no_more_than_a_task_makes(
+    fault_server: FaultServer, image_server: ImageServer, store: RunStore
+) -> None:
+    """A hostile API names another local service (an admin URL on another port of this
+    machine), or more images than a task makes: the store fetches nothing, and every image
+    of the run says why. Images on the API's own server are kept."""
+    elsewhere = image_server.serve_image("/admin/reset")  # another local service
+    own = []
+    for n in range(5):
+        fault_server.always(
+            "GET", f"/own/{n}.png", Reply(200, make_image(), {"Content-Type": "image/png"})
+        )
+        own.append(f"{fault_server.url}/own/{n}.png")
+    cases = {
+        "t-other": [own[0], elsewhere],
+        "t-many": own,  # five: a task makes four
+        "t-own": own[:4],
+    }
+    for task_id, outputs in cases.items():
+        fault_server.on("POST", CREATE, created(task_id))
+        fault_server.always(
+            "GET", task_path(task_id), task_reply(task_id, "SUCCESS", outputs=outputs)
+        )
+    hooks = RecordingHooks(store=store)
+    with SirayClient(
+        api_key=TEST_KEY, base_url=fault_server.url, poll=tiny_poll(), hooks=hooks
+    ) as client:
+        for _ in cases:
+            client.generate(prompt="a lighthouse")
+    other = store.get("t-other")
+    assert other.state == "success"
+    assert other.images_state == "none"
+    assert {image.error for image in other.images} == {
+        "not downloaded: an image URL points at 127.0.0.1, a local or private address that is "
+        "not the API's own server"
+    }
+    many = store.get("t-many")
+    assert many.images_state == "none"
+    assert "the API named 5 images; a task makes at most 4" in many.images[0].error
+    kept = record_wait(store, "t-own")
+    assert kept.images_state == "done"
+    assert all(image.path for image in kept.images)
+    assert image_server.count("GET", "/admin/reset") == 0  # never touched
+    assert fault_server.count("GET", "/own/4.png") == 0
+
+
+def record_wait(store: RunStore, task_id: str, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while (run := store.get(task_id)).images_state == "pending":
+        assert time.monotonic() < deadline, "the images were not kept in time"
+        time.sleep(0.05)
+    return run

@@ -76,7 +76,7 @@ def start_recording(
     :class:`NullRecorder` (and, with ``warn``, logs one warning per process for the latter;
     :attr:`NullRecorder.problem` says why). ``record`` goes
     to :meth:`RunStore.record` (``source``, ``sweep_id``, ``cell_key``, ``unit_price``,
-    ``keep_images``, ``stall_after``, ``scrub``, ``on_change``)."""
+    ``keep_images``, ``stall_after``, ``scrub``, ``on_change``, ``api_base_url``)."""
     if not recording_enabled():
         return NullRecorder()
     from .db import StoreError

@@ -16,8 +16,10 @@ import concurrent.futures
 import functools
 import hashlib
 import io
+import ipaddress
 import ssl
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
@@ -44,6 +46,54 @@ EXTENSIONS: Final = {
 
 class ImageError(Exception):
     """One image could not be kept; the message says why in plain words."""
+
+
+#: No run's images are downloaded when its API names more than this many (a task makes 4).
+MAX_IMAGES_PER_RUN: Final = 4
+
+
+def _local_host(host: str) -> bool:
+    """This machine, or a private, link-local or otherwise non-public address: where a
+    hostile API could point a download at another local service (an admin URL, a cloud's
+    metadata address)."""
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return not ipaddress.ip_address(host.strip("[]")).is_global
+    except ValueError:
+        return False
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    try:
+        parts = urlsplit(url.strip())
+        return parts.scheme.lower(), (parts.hostname or "").lower().rstrip("."), parts.port
+    except ValueError:
+        return None
+
+
+def download_refusal(urls: Sequence[str], api_base_url: str | None) -> str | None:
+    """Why the run store must not download ``urls`` for a run of the API at
+    ``api_base_url`` (None: it may).
+
+    Only as many images as a task makes; no URL on this machine or a private network unless
+    it is on the run's own API server (the sandbox serves its images from its own origin):
+    the store fetches in the background, with nobody to see a URL aimed at another service.
+    """
+    if len(urls) > MAX_IMAGES_PER_RUN:
+        return f"the API named {len(urls)} images; a task makes at most {MAX_IMAGES_PER_RUN}"
+    own = _origin(api_base_url) if api_base_url else None
+    for url in urls:
+        found = _origin(url)
+        if found is None or not found[1]:
+            return f"not an http(s) URL: {url[:200]}"
+        if _local_host(found[1]) and found != own:
+            return (
+                f"an image URL points at {found[1]}, a local or private address that is not "
+                "the API's own server"
+            )
+    return None
 
 
 @dataclass(frozen=True)
@@ -73,6 +123,13 @@ def fetch(
         raise ImageError(f"not an http(s) URL: {url[:200]}")
     local = is_loopback(parts.hostname)
     headers = {"User-Agent": f"siray-widgets/{__version__}", "Accept": "image/*"}
+    public = not _local_host(parts.hostname)
+
+    def stay_public(request: httpx.Request) -> None:
+        # A public image URL that redirects to this machine or a private network is refused.
+        if public and _local_host(request.url.host):
+            raise ImageError(f"the download was redirected to {request.url.host}, a local address")
+
     try:
         with (
             httpx.Client(
@@ -81,6 +138,7 @@ def fetch(
                 trust_env=not local,
                 headers=headers,
                 verify=_tls(),
+                event_hooks={"request": [stay_public]},
             ) as http,
             http.stream("GET", url) as response,
         ):

@@ -111,6 +111,7 @@ class Recorder:
         scrub: Scrub | None = None,
         on_change: Callable[[Recorder], object] | None = None,
         resume: Run | None = None,
+        api_base_url: str | None = None,
     ) -> None:
         if origin not in ORIGINS:
             raise ValueError(f"unknown origin {origin!r}; known: {', '.join(ORIGINS)}")
@@ -129,6 +130,10 @@ class Recorder:
         self.model = str(body.get("model") or MODEL_ID)
         self.unit_price = ledger.check_price(unit_price)
         self.keep = keep_images
+        #: The run's API (the client sets it): which image URLs the store may download.
+        self.api_base_url = api_base_url
+        #: Why the images were not downloaded (see :func:`~.images.download_refusal`).
+        self.not_kept = ""
         self._scrub = scrub or _no_scrub
         self._on_change = on_change
         self._lock = threading.RLock()
@@ -224,6 +229,12 @@ class Recorder:
         with self._lock:
             if not self._settle("success"):
                 return
+            if self.keep and task.outputs:
+                from .images import download_refusal
+
+                why = download_refusal(task.outputs, self.api_base_url)
+                if why is not None:  # listed with the reason, never fetched
+                    self.keep, self.not_kept = False, "not downloaded: " + self._scrub(why)
             self._guard("record the success", lambda: self._write_end("success", task=task))
             if self.keep and task.outputs and self.problem is None and self.run_id is not None:
                 try:
@@ -491,8 +502,12 @@ class Recorder:
                 )
                 if state == "success" and task.outputs:
                     db.executemany(
-                        "INSERT OR IGNORE INTO images (run_id, idx, url) VALUES (?, ?, ?)",
-                        [(self.run_id, i, url) for i, url in enumerate(task.outputs, start=1)],
+                        "INSERT OR IGNORE INTO images (run_id, idx, url, error) "
+                        "VALUES (?, ?, ?, ?)",
+                        [
+                            (self.run_id, i, url, self.not_kept)
+                            for i, url in enumerate(task.outputs, start=1)
+                        ],
                     )
             images_state = (
                 "pending" if state == "success" and task and task.outputs and self.keep else "none"

@@ -193,8 +193,10 @@ class RunStore:
         stall_after: float | None = None,
         scrub: Scrub | None = None,
         on_change: Callable[[Recorder], object] | None = None,
+        api_base_url: str | None = None,
     ) -> Recorder:
-        """Start recording a run now (state "starting"); see :class:`Recorder`."""
+        """Start recording a run now (state "starting"); see :class:`Recorder`.
+        ``api_base_url``: the run's API (which image URLs may be downloaded)."""
         from .recorder import Recorder
 
         return Recorder(
@@ -209,6 +211,7 @@ class RunStore:
             stall_after=stall_after,
             scrub=scrub,
             on_change=on_change,
+            api_base_url=api_base_url,
         )
 
     def resume(self, ref: RunRef) -> Recorder:

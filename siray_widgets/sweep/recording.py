@@ -67,8 +67,11 @@ class CellRecording:
             logger.warning("sweep %s is not recorded (no resume): %s", self.sweep_id, exc)
             return False
 
-    def start(self, run: CellRun, secret: Secret | None) -> Recorder | NullRecorder:
-        """A recorder for a cell about to be sent (before its create request)."""
+    def start(
+        self, run: CellRun, secret: Secret | None, api_base_url: str | None = None
+    ) -> Recorder | NullRecorder:
+        """A recorder for a cell about to be sent (before its create request) to the API at
+        ``api_base_url`` (which image URLs the store may download)."""
         from ..config import redact
         from ..store import NullRecorder, start_recording
 
@@ -85,6 +88,7 @@ class CellRecording:
             keep_images=self.keep_images,
             stall_after=self._stall_after,
             scrub=lambda text: redact(text, secret),
+            api_base_url=api_base_url,
         )
         attach_run_id(run, recorder)
         return recorder

@@ -645,6 +645,8 @@ class SweepRun:
                 run.begin()
             if _follows(run):
                 recorder = self._recording.resume(run)
+                if hasattr(recorder, "api_base_url"):
+                    recorder.api_base_url = client.base_url
                 with self._lock:
                     run.state = "submitted"
                     run.origin = "followed"
@@ -699,7 +701,7 @@ class SweepRun:
                 self._end_unsent(run, recorder, str(exc))
                 return None
             if recorder is None:
-                recorder = self._recording.start(run, self._secret)
+                recorder = self._recording.start(run, self._secret, client.base_url)
             try:
                 task_id = await client.submit(request)
             except asyncio.CancelledError:
