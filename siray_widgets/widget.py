@@ -1016,8 +1016,16 @@ class ImagineWidget(anywidget.AnyWidget):
         "0-1000 (+250)"), y=("chaos", [0, 50, 100]), confirm=True)``. Returns an awaitable
         :class:`~siray_widgets.sweep.SweepRun`; see :func:`siray_widgets.sweep.for_widget.
         widget_sweep` for the options (``start=False`` only plans it)."""
+        from .sweep.errors import SweepError
         from .sweep.for_widget import widget_sweep
 
+        if not self._spec.builtin:
+            raise SweepError(
+                "model",
+                self._spec.model,
+                f"sweeps are built on {NIJI7.model}'s fields for now; make one with "
+                f"ImagineWidget() (the other models run one request at a time)",
+            )
         return widget_sweep(self, x, y, z, **options)
 
     def cancel(self, run: str | None = None) -> list[str]:

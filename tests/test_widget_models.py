@@ -547,3 +547,15 @@ def test_a_models_runs_restore_and_rerun_in_its_own_widget_only(
     refused = send(w, "history-rerun", run=niji.runs[-1].history_id)
     assert refused["ok"] is False
     assert "midjourney/midjourney-niji-7-t2i" in refused["error"]
+
+
+def test_a_sweep_of_another_model_is_refused_saying_which_widget_sweeps(
+    make_widget: MakeWidget, box: SandboxHandle
+) -> None:
+    from siray_widgets.sweep import SweepError
+
+    w = make_widget(model=FLUX_DEV, box=box)
+    before = len(box.received_bodies())
+    with pytest.raises(SweepError, match=r"sweeps are built on midjourney/midjourney-niji-7-t2i"):
+        w.sweep(x=("num_inference_steps", [10, 20]))
+    assert len(box.received_bodies()) == before
