@@ -21,7 +21,7 @@ import numbers
 import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from .errors import SirayError, ValidationError
 
@@ -277,8 +277,17 @@ class Field:
         if self.required and self.type == "string" and self.enum is None:
             # Not in the reference page, but the API cannot draw an empty prompt.
             prop["minLength"] = max(1, self.min_length or 0)
-            prop["pattern"] = r"\S"
+            # A character that is not whitespace by Python's str.isspace() (what the sandbox
+            # and the widget call blank); a bare \S would let U+001C..U+001F and U+0085 pass.
+            prop["pattern"] = NOT_BLANK_PATTERN
         return prop
+
+
+#: JSON Schema pattern (ECMA-262): at least one character that Python's str.isspace() does
+#: not call whitespace.
+NOT_BLANK_PATTERN: Final = (
+    "[^\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+)
 
 
 def _is_multiple(number: int | float, step: int | float) -> bool:

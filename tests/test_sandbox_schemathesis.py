@@ -6,6 +6,8 @@ does not work with this pytest, so each operation's strategy is driven with ``@g
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -83,3 +85,44 @@ def test_every_task_state_conforms(
             statuses.add(case.call_and_validate(headers=auth).json()["data"]["status"])
         sandbox_clock.advance(1.0)
     assert statuses == {"NOT_START", "SUBMITTED", "QUEUED", "IN_PROGRESS", "SUCCESS", "FAILURE"}
+
+
+def test_the_document_calls_blank_exactly_what_the_server_refuses(api_box: SandboxHandle) -> None:
+    """Python's str.isspace() decides a blank prompt (the sandbox, the client, the widget);
+    the document's pattern agrees, character by character (a bare \\S let "\\x1e" through,
+    and schemathesis then flagged the server for refusing "valid" data)."""
+    import httpx
+
+    document = httpx.get(f"{api_box.base_url}/openapi.json").json()
+    body_schema = document["paths"][CREATE_PATH]["post"]["requestBody"]["content"][
+        "application/json"
+    ]["schema"]
+    if "$ref" in body_schema:
+        name = body_schema["$ref"].rsplit("/", 1)[-1]
+        body_schema = document["components"]["schemas"][name]
+    pattern = body_schema["properties"]["prompt"]["pattern"]
+    auth = {"Authorization": f"Bearer {api_box.api_key}"}
+    spaces = [chr(i) for i in range(0x110000) if chr(i).isspace()]
+    texts = [*spaces, "".join(spaces), "\x1e a", "fox", "\x1bfox", "\ufeff"]
+    # JSON Schema patterns are ECMA-262 regular expressions: ask JavaScript, not Python's re.
+    script = (
+        "const [p, ts] = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
+        "process.stdout.write(JSON.stringify(ts.map((t) => new RegExp(p, 'u').test(t))));"
+    )
+    found = subprocess.run(
+        ["node", "-e", script],
+        input=json.dumps([pattern, texts]),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    for text, valid in zip(texts, json.loads(found.stdout), strict=True):
+        assert valid is bool(text.strip()), repr(text)
+    for text in ("\x1e", "\x85", " \u3000"):
+        answer = httpx.post(
+            api_box.base_url + CREATE_PATH,
+            json={"model": "midjourney/midjourney-niji-7-t2i", "prompt": text},
+            headers=auth,
+        )
+        assert answer.status_code == 400, (text, answer.text)
