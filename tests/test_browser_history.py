@@ -446,6 +446,9 @@ def test_the_gallery_works_from_the_keyboard_alone(lab: NotebookPage) -> None:
     expect(drawer.locator('[data-restore="all"]')).to_be_focused()
     page.keyboard.press("Tab")
     expect(drawer.locator('[data-restore="remix"]')).to_be_focused()
+    page.keyboard.press("Escape")  # closes the drawer; the focus goes back to the gallery
+    expect(drawer).to_be_hidden()
+    expect(gallery).to_be_focused()
     role(widget, "history-search").focus()
     page.keyboard.press("Control+A")
     page.keyboard.press("Delete")

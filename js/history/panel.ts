@@ -85,6 +85,13 @@ function mount(ctx: Ctx, config: HistoryConfig): HTMLElement {
   );
   const note = h("p", { cls: "hnote", $: "history-note", "aria-live": "polite" });
   const drawer = h("div", { cls: "hdrawer", hidden: true });
+  // Escape closes the drawer (and stays in the widget: JupyterLab would leave edit mode).
+  listen<KeyboardEvent>(drawer, "keydown", (e) => {
+    if (e.key !== "Escape") return;
+    e.preventDefault();
+    e.stopPropagation();
+    closeDrawer();
+  });
   const thumbs = new Thumbs(ctx, () => {
     gallery.render();
     for (const img of drawer.querySelectorAll<HTMLImageElement>("img[data-ref]")) {
