@@ -218,7 +218,10 @@ export class SweepGrid {
       if (at(c, "z") === this.page) byPlace.set(`${at(c, colSlot)},${at(c, rowSlot)}`, c);
     }
     this.tds.clear();
-    const corner = `${rows ? `${rowSlot.toUpperCase()} ${rows.name} ↓` : ""}${rows && cols ? " · " : ""}${cols ? `${colSlot.toUpperCase()} ${cols.name} →` : ""}`;
+    const corner = [
+      cols ? h("span", {}, `${colSlot.toUpperCase()} ${cols.name} →`) : null,
+      rows ? h("span", {}, `${rowSlot.toUpperCase()} ${rows.name} ↓`) : null,
+    ];
     const table = h(
       "table",
       { $: "sweep-grid", "aria-label": `Sweep ${info.id}`, "data-swapped": String(this.swapped) },
@@ -228,7 +231,7 @@ export class SweepGrid {
         h(
           "tr",
           {},
-          h("th", { cls: "scorner", scope: "col" }, corner),
+          h("th", { cls: "scorner", scope: "col" }, ...corner),
           ...colIdx.map((i) => h("th", { scope: "col", "data-col": i, title: colLabels[i] }, colLabels[i] || "—")),
         ),
       ),

@@ -224,6 +224,11 @@ function mount(ctx: Ctx, config: SweepConfig): HTMLElement {
   // -- the grid and its news ------------------------------------------------------------------
 
   function show(info: SweepInfo): void {
+    if (grid.sweep?.id !== info.id) {
+      closeDrawer(); // another sweep: its cells are not this one's
+      compare.textContent = "Compare (0/2)";
+      compare.disabled = true;
+    }
     grid.set(info);
     thumbs.reset(info.id);
     showProgress();
