@@ -87,7 +87,8 @@ def states(panel: Locator) -> list[str]:
 def wait_states(panel: Locator, done: Any, timeout: float = 60_000) -> list[str]:
     panel.page.wait_for_function(
         f"""el => {{
-            const s = [...el.querySelectorAll('td[data-role="sweep-cell"]')].map(e => e.dataset.state);
+            const tds = el.querySelectorAll('td[data-role="sweep-cell"]');
+            const s = [...tds].map(e => e.dataset.state);
             return s.length > 0 && ({done})(s);
         }}""",
         arg=panel.element_handle(),
@@ -124,7 +125,9 @@ def test_a_3x3_sweep_typed_in_needs_confirmation_and_fills_in_live(
     expect(panel.locator('[data-chips="y"] .siray-schip')).to_have_text(["0", "50", "100"])
     seed = python(lab, "print(json.dumps(w.seed))")
     assert seed == -1
-    expect(role(panel, "sweep-seed-note")).to_contain_text(re.compile(r"Seed \d+, shared by every cell"))
+    expect(role(panel, "sweep-seed-note")).to_contain_text(
+        re.compile(r"Seed \d+, shared by every cell")
+    )
     expect(run).to_be_enabled()
     screenshot(widget, artifacts_dir, "preview-light")
 
@@ -132,7 +135,9 @@ def test_a_3x3_sweep_typed_in_needs_confirmation_and_fills_in_live(
     run.click()
     confirm = role(panel, "sweep-confirm")
     expect(confirm).to_be_visible()
-    expect(role(panel, "sweep-confirm-text")).to_contain_text("9 tasks (36 images, no cost (sandbox))")
+    expect(role(panel, "sweep-confirm-text")).to_contain_text(
+        "9 tasks (36 images, no cost (sandbox))"
+    )
     expect(role(panel, "sweep-confirm-text")).to_contain_text("more than the 5")
     send = role(panel, "sweep-confirm-send")
     expect(send).to_have_text("Send 9 tasks")
@@ -152,7 +157,9 @@ def test_a_3x3_sweep_typed_in_needs_confirmation_and_fills_in_live(
     assert final == ["success"] * 9
     expect(role(panel, "sweep-progress")).to_contain_text("9/9 finished")
     expect(panel.locator('td[data-role="sweep-cell"] img')).to_have_count(9, timeout=30_000)
-    for src in panel.locator('td[data-role="sweep-cell"] img').evaluate_all("els => els.map(e => e.src)"):
+    for src in panel.locator('td[data-role="sweep-cell"] img').evaluate_all(
+        "els => els.map(e => e.src)"
+    ):
         assert src.startswith("blob:")  # bytes through the comm, never a kernel-side path
     expect(role(panel, "sweep-session")).to_contain_text("9 tasks sent this session")
     assert python(lab, "print(session_budget().tasks)") == 9
@@ -162,7 +169,12 @@ def test_a_3x3_sweep_typed_in_needs_confirmation_and_fills_in_live(
     corner = panel.locator("thead th.siray-scorner")
     expect(corner).to_have_text("X stylize →Y chaos ↓")
     # Sticky labels: scrolled, the headers stay at the top and the left.
-    assert role(panel, "sweep-grid").locator("thead th").first.evaluate("e => getComputedStyle(e).position") == "sticky"
+    assert (
+        role(panel, "sweep-grid")
+        .locator("thead th")
+        .first.evaluate("e => getComputedStyle(e).position")
+        == "sticky"
+    )
     screenshot(widget, artifacts_dir, "grid-light")
 
 
@@ -198,7 +210,9 @@ def test_a_cell_opens_its_parameters_use_these_undo_and_two_cells_compare(
     expect(details.locator('tr[data-field="stylize"] td').nth(1)).to_have_text("500")
     expect(details.locator('[data-role="sweep-images"] img')).to_have_count(4)
     role(details, "sweep-use").click()
-    expect(role(panel, "sweep-note")).to_contain_text("Used the parameters of cell X stylize=500 · Y chaos=100")
+    expect(role(panel, "sweep-note")).to_contain_text(
+        "Used the parameters of cell X stylize=500 · Y chaos=100"
+    )
     assert python(lab, "print(json.dumps([w.stylize, w.chaos]))") == [500, 100]
     role(details, "sweep-undo").click()
     expect(role(panel, "sweep-note")).to_contain_text("Undid the restore")
@@ -221,7 +235,9 @@ def test_swap_axes_and_hide_values_happen_in_the_page(lab: NotebookPage) -> None
     swap = role(panel, "sweep-swap")
     swap.click()
     expect(panel.locator("thead th[data-col]")).to_have_text(["0", "50", "100"])  # chaos
-    expect(role(panel, "sweep-grid").locator("tbody th")).to_have_text(["0", "500", "1000"])  # stylize
+    expect(role(panel, "sweep-grid").locator("tbody th")).to_have_text(
+        ["0", "500", "1000"]
+    )  # stylize
     # The cell of stylize 1000, chaos 50 is now in the third row, second column.
     moved = panel.locator('tbody tr[data-row="2"] td[data-col="1"]')
     expect(moved).to_have_attribute("data-x", "2")
@@ -255,7 +271,9 @@ def test_a_failed_cell_shows_its_reason_and_retry_sends_it_again(
     expect(role(panel, "sweep-summary")).to_contain_text("9 tasks to send")
     role(panel, "sweep-run").click()
     role(panel, "sweep-confirm-send").click()
-    final = wait_states(panel, "s => s.length === 9 && s.every(x => x === 'success' || x === 'failed')")
+    final = wait_states(
+        panel, "s => s.length === 9 && s.every(x => x === 'success' || x === 'failed')"
+    )
     assert sorted(final) == ["failed"] + ["success"] * 8
     failed = panel.locator('td[data-state="failed"]')
     expect(role(failed, "sweep-reason")).to_contain_text("sandbox fault injection")
@@ -274,10 +292,7 @@ def test_cancel_stops_new_submissions_and_created_tasks_land_in_the_grid(
 ) -> None:
     from playwright.sync_api import expect
 
-    lab.run(
-        "slow = sandbox.start(duration=2)\n"
-        "w.base_url, w.api_key = slow.base_url, slow.api_key"
-    )
+    lab.run("slow = sandbox.start(duration=2)\nw.base_url, w.api_key = slow.base_url, slow.api_key")
     panel = show_sweep(lab.widget(0))
     axis(panel, "x", "weird", "1, 2, 3")
     axis(panel, "y", "chaos", "1, 2, 3")
