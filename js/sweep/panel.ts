@@ -39,6 +39,7 @@ function mount(ctx: Ctx, config: SweepConfig): HTMLElement {
   let flying = false;
   let again = false;
   let starting = false;
+  let runAsked = false; // Run pressed while a preview was on its way: goes on with its answer
 
   const form = new SweepForm(ctx, config, () => ask());
   const summary = h("div", { cls: "ssummary", $: "sweep-summary", role: "status" });
@@ -109,6 +110,10 @@ function mount(ctx: Ctx, config: SweepConfig): HTMLElement {
         form.show([], previewError, (r.axis as Slot | null) ?? null);
       }
       showSummary();
+      if (runAsked) {
+        runAsked = false;
+        pressRun();
+      }
     });
   }
 
@@ -150,7 +155,14 @@ function mount(ctx: Ctx, config: SweepConfig): HTMLElement {
 
   // -- running -------------------------------------------------------------------------------
 
-  listen(run, "click", () => {
+  // The preview Run acts on is the answer for the form and controls as they are now: while
+  // one is on its way (a slider just moved), Run waits for it.
+  listen(run, "click", () => pressRun());
+  function pressRun(): void {
+    if (flying) {
+      runAsked = true;
+      return;
+    }
     if (!preview || run.disabled) return;
     if (preview.plan.needs_confirmation) {
       const p = preview.plan;
@@ -163,7 +175,7 @@ function mount(ctx: Ctx, config: SweepConfig): HTMLElement {
       return;
     }
     void start(false);
-  });
+  }
   listen(sendAnyway, "click", () => void start(true));
   listen(back, "click", () => {
     confirm.hidden = true;
