@@ -101,7 +101,12 @@ function tabs(ctx: Ctx, list: Tab[]): HTMLElement[] {
     listen(button, "click", () => void select(i));
     return h(
       "div",
-      { role: list.length > 1 ? "tabpanel" : null, id: bodyId, "aria-labelledby": list.length > 1 ? tabId : null },
+      {
+        role: list.length > 1 ? "tabpanel" : null,
+        id: bodyId,
+        "aria-labelledby": list.length > 1 ? tabId : null,
+        "data-tab-body": tab.id,
+      },
       h("div", { cls: "body" }, areas.main, areas.side),
       areas.wide,
     );
@@ -139,7 +144,10 @@ export function mount(model: Model, el: HTMLElement, list: Tab[] = TABS): () => 
   const ctx = new Ctx(model, root);
   root.append(...header(ctx), ...tabs(ctx, list));
   listen<KeyboardEvent>(root, "keydown", (e) => {
-    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+    // Ctrl+Enter is Generate on the Generate tab only: another tab's keys never send a task
+    // by surprise (the Sweep tab takes it for its own Run, which asks first).
+    const tab = (e.target as HTMLElement).closest?.("[data-tab-body]")?.getAttribute("data-tab-body");
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey) && (!tab || tab === list[0]?.id)) {
       e.preventDefault();
       ctx.emit("generate");
     }

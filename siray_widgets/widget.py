@@ -37,6 +37,7 @@ from ._widget_history import (
 from ._widget_lazy import lazy_module
 from ._widget_snapshot import snapshot_html, snapshot_text, thumbnail
 from ._widget_snippets import is_local_url, is_safe_image_url, snippets
+from ._widget_sweep import SWEEP_KINDS, SweepPanel
 from ._widget_tasks import (
     BackgroundLoop,
     Generation,
@@ -295,6 +296,7 @@ class ImagineWidget(anywidget.AnyWidget):
         #: (None: from the poll schedule, see siray_widgets.store.default_stall_after).
         self.stall_after: float | None = None
         self._history: HistoryPanel | None = None  # the History tab's messages, once used
+        self._sweeps: SweepPanel | None = None  # the Sweep tab's messages, once used
         self._runs: list[Generation] = []  # newest last, at most MAX_RUNS (+ active ones)
         self._current: Generation | None = None
         self._asyncio_tasks: set[asyncio.Task[Any]] = set()  # strong references
@@ -646,6 +648,11 @@ class ImagineWidget(anywidget.AnyWidget):
                 if self._history is None:
                     self._history = HistoryPanel(self)
                 answer, data = self._history.handle(kind, content, buffers or [])
+                reply.update(answer)
+            elif kind in SWEEP_KINDS:  # the Sweep tab (siray_widgets/_widget_sweep.py)
+                if self._sweeps is None:
+                    self._sweeps = SweepPanel(self)
+                answer, data = self._sweeps.handle(kind, content, buffers or [])
                 reply.update(answer)
             elif kind == "keep-waiting":
                 stalled = self._keep_waiting(content.get("run"))
@@ -1106,6 +1113,9 @@ class ImagineWidget(anywidget.AnyWidget):
         """
         if hasattr(self, "_runs"):  # __del__ may come after a failed __init__
             self.cancel()
+        sweeps = getattr(self, "_sweeps", None)
+        if sweeps is not None:
+            sweeps.close()  # the sweep runs on (it is paid for); the page is gone
         super().close()
 
     def __repr__(self) -> str:

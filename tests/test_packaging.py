@@ -24,7 +24,7 @@ BUNDLE = ("siray_widgets/static/widget.js", "siray_widgets/static/widget.css")
 #: Modules the kernel sends when first needed (siray_widgets/_widget_lazy.py).
 LAZY = tuple(
     f"siray_widgets/static/lazy/{name}.{ext}"
-    for name in ("history", "viewer")
+    for name in ("history", "viewer", "sweep")
     for ext in ("js", "css")
 )
 #: The notebooks `siray-widgets lab` copies into its working folder (siray_widgets/lab.py).

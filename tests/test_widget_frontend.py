@@ -246,7 +246,7 @@ def test_lazy_modules_are_built_and_scoped() -> None:
     """The modules the kernel sends when first needed (docs/widget-contract.md, "Lazy
     modules"): an ES module with a default export each, and CSS scoped to the widget root."""
     built = {p.stem for p in (STATIC / "lazy").glob("*.js")}
-    assert built >= {"history", "viewer"}
+    assert built >= {"history", "viewer", "sweep"}
     for name in built:
         js = (STATIC / "lazy" / f"{name}.js").read_text()
         assert re.search(r"export\s*\{[^}]*\bas default\b|export default\b", js), name

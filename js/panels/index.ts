@@ -12,4 +12,5 @@ import { taskPanel } from "./task";
 export const TABS: Tab[] = [
   { id: "generate", label: "Generate", panels: [controlsPanel, requestPanel, taskPanel, resultsPanel] },
   { id: "history", label: "History", panels: [], load: "history" },
+  { id: "sweep", label: "Sweep", panels: [], load: "sweep" },
 ];
