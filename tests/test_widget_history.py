@@ -151,13 +151,12 @@ def test_a_stalled_run_says_so_and_comes_back_when_progress_moves(
     seen: list[bool] = []
     w.observe(lambda c: seen.append(bool(c["new"] and c["new"][-1].get("stalled"))), ["tasks"])
     generation = run_of(w, send(w, "generate", body=w.request_json))
-    _wait_for(lambda: generation.stalled)
-    assert w.tasks[-1]["stalled"] is True
+    # (The watchdog's thread marks the run, then publishes it: wait for the trait too.)
+    _wait_for(lambda: generation.stalled and w.tasks[-1]["stalled"] is True)
     assert generation.state == "running"  # still followed: stalled is a condition
     assert _runs(shared)[0].state == "stalled"
     fault_server.always("GET", task_path("t-stall"), task_reply("t-stall", "IN_PROGRESS", "60%"))
-    _wait_for(lambda: not generation.stalled)
-    assert w.tasks[-1]["stalled"] is False
+    _wait_for(lambda: not generation.stalled and w.tasks[-1]["stalled"] is False)
     assert True in seen
     assert seen[-1] is False
     run = shared.get(_runs(shared)[0].id)
@@ -177,7 +176,7 @@ def test_keep_waiting_clears_a_stall_until_it_stalls_again_and_cancel_ends_it(
     w = make_widget()
     w.base_url, w.api_key, w.stall_after = fault_server.url, KEY, 0.5
     generation = run_of(w, send(w, "generate", body=w.request_json))
-    _wait_for(lambda: generation.stalled)
+    _wait_for(lambda: generation.stalled and w.tasks[-1]["stalled"] is True)
     reply = send(w, "keep-waiting", run=generation.id)
     assert reply["ok"]
     assert reply["stalled"] is False
