@@ -157,7 +157,9 @@ def bench_images(url: str, runs: int, home: Path) -> None:
         times: list[float] = []
         for i in range(runs):
             task = client.generate(prompt=f"a lighthouse {i}", aspect_ratio="3:2")
-            recorder = store.record(ImageRequest(prompt=f"a lighthouse {i}"), source="bench")
+            recorder = store.record(
+                ImageRequest(prompt=f"a lighthouse {i}"), source="bench", api_base_url=url
+            )
             recorder.submitted(task.task_id)
             began = time.perf_counter()
             recorder.finished(task)
