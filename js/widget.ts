@@ -163,10 +163,10 @@ export function mount(model: Model, el: HTMLElement, list: Tab[] = TABS): () => 
   for (const type of ["dragover", "drop"]) {
     listen<DragEvent>(root, type, (e) => {
       const file = e.dataTransfer?.files[0];
-      if (!e.dataTransfer?.types.includes("Files") || e.defaultPrevented) return;
+      if (!e.dataTransfer?.types.includes("Files")) return;
       e.preventDefault();
       e.stopPropagation();
-      if (file) void open(file);
+      if (file && type === "drop") void open(file);
     });
   }
   const open = async (file: File): Promise<void> => {
