@@ -58,13 +58,14 @@ def test_a_cells_images_come_at_full_size_as_bytes_never_paths(
     w = make_widget(box=sandbox, prompt="a copper kettle")
     sweep_id = send(w, "sweep-run", form={"x": {"axis": "chaos", "values": "0, 40"}})["sweep"]["id"]
     finished(w, sweep_id)
+    run = w._sweeps._sweep  # type: ignore[union-attr]
+    run.wait_images()  # the store's kept copies (before that, the downloaded bytes are sent)
     reply = send(w, "sweep-images", sweep=sweep_id, cell=1)
     assert reply["ok"], reply
     content, buffers = custom_messages(w, "sweep-images-response")[-1]
     assert [i["image"] for i in content["items"]] == [1, 2, 3, 4]
     assert {i["type"] for i in content["items"]} == {"image/png"}
     assert content["describe"] == "X chaos=40"
-    run = w._sweeps._sweep  # type: ignore[union-attr]
     assert [bytes(b) for b in buffers] == run.images(1)  # the kept images, whole
     from PIL import Image
 
