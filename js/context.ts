@@ -51,7 +51,8 @@ export type Topic =
   | "link" // the connection to the kernel changed
   | "generate" // Ctrl+Enter anywhere in the view
   | "images" // image bytes arrived: ctx.src may give more
-  | "import"; // an image file was dropped on the view (the File)
+  | "import" // an image file was dropped on the view (the File, and why it cannot be read, or "")
+  | "sheet"; // a contact sheet was dropped on the view (the `sweep-sheet` reply)
 
 export const ACTIVE = new Set(["starting", "running"]);
 

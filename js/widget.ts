@@ -158,16 +158,27 @@ export function mount(model: Model, el: HTMLElement, list: Tab[] = TABS): () => 
     const save = (e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "s";
     if (e.key !== "Escape" && !save) e.stopPropagation();
   });
-  // An image file dropped anywhere on the view: the History tab reads its parameters.
+  // An image file dropped anywhere on the view: a contact sheet opens its sweep in the Sweep
+  // tab; any other image goes to the History tab, which reads its parameters (or says why not).
   for (const type of ["dragover", "drop"]) {
     listen<DragEvent>(root, type, (e) => {
       const file = e.dataTransfer?.files[0];
       if (!e.dataTransfer?.types.includes("Files")) return;
       e.preventDefault();
       e.stopPropagation();
-      if (file) void ctx.tab("history").then(() => ctx.emit("import", file));
+      if (file && type === "drop") void open(file);
     });
   }
+  const open = async (file: File): Promise<void> => {
+    let error = "";
+    if (/png$/i.test(file.type + file.name)) {
+      const r = await ctx.send("sweep-sheet", { name: file.name }, [await file.arrayBuffer()]);
+      if (r.sheet) return ctx.tab("sweep").then(() => ctx.emit("sheet", r));
+      error = r.ok ? "" : (r.error ?? "");
+    }
+    await ctx.tab("history");
+    ctx.emit("import", file, error);
+  };
   el.append(root);
   // Is a kernel answering for this widget? (A notebook reopened from saved state has none.)
   void ctx.send("hello");

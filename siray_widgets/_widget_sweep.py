@@ -43,6 +43,8 @@ SWEEP_KINDS: Final = frozenset(
         "sweep-diff",
         "sweep-thumbs",
         "sweep-presets",
+        "sweep-images",
+        "sweep-sheet",
     }
 )
 #: Seconds between two ``sweep-update`` messages while a sweep changes (a 200-cell sweep
@@ -50,8 +52,13 @@ SWEEP_KINDS: Final = frozenset(
 UPDATE_EVERY: Final = 0.1
 #: Most cells whose thumbnails one ``sweep-thumbs`` answer carries.
 MAX_THUMB_CELLS: Final = 48
-#: Longest text taken from a value box or the batch prompts.
+#: Longest text taken from a value box.
 MAX_TEXT: Final = 200_000
+#: Largest prompt file (or batch text) read, in characters: the page refuses bigger files
+#: before sending them, and the kernel refuses longer text (never cuts it short).
+MAX_BATCH_CHARS: Final = 1_048_576
+#: The largest image file read for a sweep (a contact sheet): the History tab's bound.
+MAX_SHEET_BYTES: Final = 32 * 1024 * 1024
 #: The special axes a sweep can vary besides the request fields (names the engine reads:
 #: siray_widgets/sweep/axes.py), with what the page says about them.
 SPECIAL_AXES: Final = (
@@ -94,6 +101,8 @@ def _module_config() -> dict[str, Any]:
         "concurrency": DEFAULT_CONCURRENCY,
         "max_concurrency": MAX_CONCURRENCY,
         "images_per_task": IMAGES_PER_TASK,
+        "max_batch_chars": MAX_BATCH_CHARS,
+        "max_sheet_bytes": MAX_SHEET_BYTES,
     }
 
 
@@ -117,6 +126,9 @@ class SweepPanel:
         self._drawn = secrets.randbelow(2**32)
         self._sent_version = 0
         self._timer: threading.Timer | None = None
+        #: The sweep of the last contact sheet opened (its id, the sheet's name, the
+        #: definition), used as saved while the page's form says ``sheet: id``.
+        self._sheet: tuple[str, str, SweepDefinition] | None = None
 
     # -- dispatch --
 
@@ -129,6 +141,10 @@ class SweepPanel:
         try:
             if kind == "sweep-thumbs":
                 return self.thumbs(content)
+            if kind == "sweep-images":
+                return self.images(content)
+            if kind == "sweep-sheet":
+                return self.open_sheet(content, buffers), []
             handler: Callable[[Mapping[str, Any]], dict[str, Any]] = {
                 "sweep-preview": self.preview,
                 "sweep-run": self.run,
@@ -164,6 +180,11 @@ class SweepPanel:
             )
         if not isinstance(form, Mapping):
             raise SweepPanelError("the sweep form must be an object")
+        sheet = self._sheet
+        if form.get("sheet") is not None:
+            if sheet is None or form.get("sheet") != sheet[0]:
+                raise SweepPanelError("that contact sheet is no longer open here: open it again")
+            return sheet[2]  # the sweep as saved: the same cells, so the done ones are reused
         axes: dict[str, Any] = {}
         for slot in ("x", "y", "z"):
             axes[slot] = _axis(form.get(slot), slot)
@@ -187,7 +208,7 @@ class SweepPanel:
             if axes["y"] is not None:
                 raise SweepError("Y axis", None, "holds the prompt list in a batch")
             definition = batch_sweep(
-                batch[:MAX_TEXT],
+                _batch_prompts(batch, form.get("batch_format"), form.get("batch_name")),
                 slot="y",
                 x=axes["x"],
                 z=axes["z"],
@@ -222,9 +243,20 @@ class SweepPanel:
         )
 
     def preview(self, content: Mapping[str, Any]) -> dict[str, Any]:
-        """What Run would do with this form: the axes' values, cells, tasks, images, cost."""
-        sweep = self._planned(content.get("form"), content.get("concurrency"))
-        return {"preview": _preview(sweep)}
+        """What Run would do with this form: the axes' values, cells, tasks, images, cost
+        (and, for a batch, the rows and columns its prompt list was read as)."""
+        form = content.get("form")
+        sweep = self._planned(form, content.get("concurrency"))
+        shown = _preview(sweep)
+        if (
+            isinstance(form, Mapping)
+            and isinstance(form.get("batch"), str)
+            and not form.get("sheet")
+        ):
+            shown["batch"] = _batch_info(
+                _batch_prompts(form["batch"], form.get("batch_format"), form.get("batch_name"))
+            )
+        return {"preview": shown}
 
     # -- running --
 
@@ -358,6 +390,97 @@ class SweepPanel:
                 data.append(blob)
         return {"items": items, "missing": missing}, data
 
+    def images(self, content: Mapping[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
+        """A successful cell's images at full size (the kept copies, else downloaded), one
+        buffer each: the page shows them in the image viewer (never a path of this machine)."""
+        from .metadata import sniff
+
+        sweep = self._current(content)
+        run = sweep.cell(_index(content.get("cell")))
+        if run.state != "success":
+            raise SweepPanelError(f"cell {run.cell.describe()} has no images: it is {run.state}")
+        items: list[dict[str, Any]] = []
+        data: list[bytes] = []
+        for i, blob in enumerate(sweep.images(run)):
+            kind = sniff(blob)
+            if kind is None:
+                continue
+            items.append({"image": i + 1, "type": kind})
+            data.append(blob)
+        return {"items": items, "task_id": run.task_id, "describe": run.cell.describe()}, data
+
+    def open_sheet(self, content: Mapping[str, Any], buffers: Sequence[Any]) -> dict[str, Any]:
+        """What a dropped (or chosen) PNG holds: a contact sheet's sweep is opened here (the
+        controls take its base request, with the History tab's one undo, and the page fills
+        its form and shows the preview); else ``sheet: false`` and whether it carries an
+        image's parameters (the History tab reads those), or an error saying it holds
+        neither."""
+        from .metadata import MetadataError, read_image_metadata
+        from .sweep import SweepError
+        from .sweep.contact_sheet import SHEET_KEY, read_contact_sheet
+
+        name = content.get("name")
+        shown = name[:200] if isinstance(name, str) and name else "the image"
+        if not buffers:
+            raise SweepPanelError(f"no bytes of {shown} arrived: drop or choose it again")
+        data = bytes(buffers[0])
+        if len(data) > MAX_SHEET_BYTES:
+            raise SweepPanelError(
+                f"{shown} is {len(data) / 1e6:.1f} MB: images up to "
+                f"{MAX_SHEET_BYTES // 2**20} MB are read"
+            )
+        try:
+            definition = read_contact_sheet(data)
+        except SweepError as exc:
+            if SHEET_KEY not in str(exc) and "not a PNG" not in str(exc):
+                raise SweepPanelError(
+                    f"{shown}: the sweep it holds cannot be read ({exc})"
+                ) from None
+            try:
+                read_image_metadata(data)
+            except MetadataError as why:
+                raise SweepPanelError(
+                    f"{shown} holds neither a sweep (it is not a contact sheet saved by "
+                    f"siray-widgets) nor an image's parameters: {why}"
+                ) from None
+            return {"sheet": False, "image": True, "name": shown}
+        applied = self._controls_from(definition, shown)
+        sheet_id = secrets.token_hex(6)
+        with self._lock:
+            self._sheet = (sheet_id, shown, definition)
+        sweep = self._planned({"sheet": sheet_id}, None)
+        return {
+            "sheet": sheet_id,
+            "name": shown,
+            "form": _form_of(definition),
+            "preview": _preview(sweep),
+            **applied,
+        }
+
+    def _controls_from(self, definition: SweepDefinition, shown: str) -> dict[str, Any]:
+        """Put a sheet's base request into the controls (the prompt too, unless an axis
+        supplies it), with the History tab's one undo."""
+        from ._widget_history import HistoryPanel
+
+        widget = self._widget
+        if not widget._spec.builtin:
+            raise SweepPanelError(
+                f"sweeps are made of niji 7 requests; this widget sends {widget._spec.model}"
+            )
+        values = dict(definition.base)
+        with widget._lock:
+            if not str(values.get("prompt", "")).strip():
+                values["prompt"] = widget.request.prompt
+            history = widget._history
+            if history is None:
+                history = widget._history = HistoryPanel(widget)
+            before = history._current()
+            return history._apply(
+                ImageRequest(**values),
+                before,
+                f"Opened the sweep of {shown}; the controls hold its request",
+            )
+
     def presets(self, content: Mapping[str, Any]) -> dict[str, Any]:
         """The presets (built in and the user's) and, for ``names``, what stacking them on
         the controls now would change (nothing is applied)."""
@@ -448,6 +571,54 @@ def _axis(value: Any, slot: str) -> tuple[str, str] | None:
     if not text.strip():
         raise SweepError(f"{slot.upper()} axis ({name})", None, "has no values yet")
     return (name, text[:MAX_TEXT])
+
+
+def _batch_prompts(text: Any, kind: Any, name: Any) -> list[str | dict[str, Any]]:
+    """The prompts of the batch box (or of a prompt file the page read): one per line, or
+    for ``kind="csv"`` the rows of a CSV with a prompt column (batch.py's rules, one
+    source of truth)."""
+    from .sweep.batch import read_prompt_csv, read_prompt_list
+
+    if not isinstance(text, str):
+        raise SweepPanelError("the batch prompts must be text")
+    where = f"prompt list {name[:120]}" if isinstance(name, str) and name else "prompt list"
+    if len(text) > MAX_BATCH_CHARS:
+        raise SweepPanelError(
+            f"{where} is {len(text):,} characters long: at most {MAX_BATCH_CHARS:,} are read"
+        )
+    if kind == "csv":
+        return read_prompt_csv(text, where=where)
+    if kind not in (None, "text"):
+        raise SweepPanelError(f"batch_format must be 'text' or 'csv', not {kind!r}")
+    return read_prompt_list(text)
+
+
+def _batch_info(items: Sequence[str | Mapping[str, Any]]) -> dict[str, Any]:
+    """How a prompt list was read: its rows, and the columns a CSV gave them."""
+    columns: dict[str, None] = {}
+    for item in items:
+        if isinstance(item, Mapping):
+            columns.update(dict.fromkeys(item))
+    return {"rows": len(items), "columns": list(columns)}
+
+
+def _form_of(definition: SweepDefinition) -> dict[str, Any]:
+    """The Sweep tab's form that shows ``definition`` (axes as written where they were; else
+    their labels), for a contact sheet opened in the page."""
+    form: dict[str, Any] = {
+        "seed": "random" if definition.seed == -1 else "shared",
+        "presets": [p.name for p in definition.presets],
+    }
+    for slot, axis in definition.axes:
+        name = axis.field if axis.field is not None else axis.kind
+        if axis.spec is not None:
+            values = axis.spec
+        elif axis.kind in ("prompt", "prompt_sr"):
+            values = "\n".join(axis.labels)
+        else:
+            values = ", ".join(axis.labels)
+        form[slot] = {"axis": name, "values": values}
+    return form
 
 
 def _slot_of(axis: str) -> str | None:

@@ -431,7 +431,8 @@ function mount(ctx: Ctx, config: HistoryConfig): HTMLElement {
     file.value = "";
     if (f) void importFile(f);
   });
-  ctx.sub("import", (f) => void importFile(f as File));
+  // (With a reason, the kernel already found nothing it can read in it: say so.)
+  ctx.sub("import", (f, why) => (why ? say(String(why), true) : void importFile(f as File)));
   ctx.on("msg:custom", (msg) => {
     if ((msg as { kind?: string }).kind !== "history-changed") return;
     if (root.offsetParent) reload(false);

@@ -7,7 +7,7 @@
 import type { Field } from "../body";
 import type { Ctx } from "../context";
 import { btn, h, listen } from "../dom";
-import { type AxisInfo, type Form, SLOTS, type Slot, type SweepConfig } from "./types";
+import { type AxisInfo, type Form, type Preview, SLOTS, type Slot, type SweepConfig } from "./types";
 
 const SLOT_NAMES: Record<Slot, string> = { x: "X: columns", y: "Y: rows", z: "Z: pages" };
 
@@ -42,6 +42,13 @@ export class SweepForm {
   readonly presetNote: HTMLElement;
   /** Presets picked, in the order they stack. */
   presets: string[] = [];
+  /** The prompt file loaded into the batch box (its name and how the kernel reads it). */
+  file: { name: string; format: "text" | "csv" } | null = null;
+  /** A contact sheet's sweep, used as saved until the form is edited (`sweep-sheet`). */
+  sheet: string | null = null;
+  /** What the batch's prompt list was read as (rows, columns), or why not. */
+  readonly batchNote: HTMLElement;
+  readonly batchChips: HTMLElement;
   private readonly batchRow: HTMLElement;
 
   constructor(
@@ -109,13 +116,75 @@ export class SweepForm {
       id: batchId,
       $: "sweep-batch",
       rows: 4,
-      placeholder: "One prompt per line; each may end in --flags (the controls set the rest)",
+      placeholder:
+        "One prompt per line; each may end in --flags (the controls set the rest). Or drop a .txt or .csv file here",
     });
+    // A prompt file: read here (bounded), parsed by the kernel with batch.py's rules.
+    const fileInput = h("input", {
+      type: "file",
+      accept: ".txt,.csv,text/plain,text/csv",
+      hidden: true,
+      $: "sweep-batch-input",
+    });
+    const load = btn(
+      { $: "sweep-batch-file", title: "One prompt per line (.txt), or a CSV with a prompt column (.csv)" },
+      "Load a prompt file…",
+    );
+    const forget = btn({ $: "sweep-batch-forget", hidden: true, title: "Read the box as one prompt per line" }, "×");
+    const source = h("span", { cls: "muted", $: "sweep-batch-source" });
+    this.batchNote = h("div", { cls: "shint", $: "sweep-batch-note", "aria-live": "polite" });
+    this.batchChips = h("div", { cls: "schips", $: "sweep-batch-chips", "aria-label": "Prompts" });
+    const showFile = (): void => {
+      source.textContent = this.file ? `${this.file.name} (${this.file.format === "csv" ? "CSV" : "text"})` : "";
+      forget.hidden = !this.file;
+    };
+    const read = async (f: File): Promise<void> => {
+      if (f.size > config.max_batch_chars) {
+        this.batchNote.textContent = `${f.name} is ${(f.size / 2 ** 20).toFixed(1)} MB: prompt files up to ${config.max_batch_chars / 2 ** 20} MB are read. Nothing was loaded.`;
+        this.batchNote.dataset.kind = "error";
+        return;
+      }
+      this.batch.value = await f.text();
+      this.file = { name: f.name, format: /\.csv$/i.test(f.name) || f.type === "text/csv" ? "csv" : "text" };
+      showFile();
+      this.changed();
+    };
+    listen(load, "click", () => fileInput.click());
+    listen(fileInput, "change", () => {
+      const f = fileInput.files?.[0];
+      fileInput.value = "";
+      if (f) void read(f);
+    });
+    listen(forget, "click", () => {
+      this.file = null;
+      showFile();
+      this.changed();
+      this.batch.focus();
+    });
+    for (const type of ["dragover", "drop"]) {
+      listen<DragEvent>(this.batch, type, (e) => {
+        if (!e.dataTransfer?.types.includes("Files")) return;
+        e.preventDefault();
+        e.stopPropagation(); // a file for the box, not an image for the view
+        const f = e.dataTransfer.files[0];
+        if (type === "drop" && f) void read(f);
+      });
+    }
     this.batchRow = h(
       "div",
       { cls: "sbatch", hidden: true },
-      h("label", { for: batchId, cls: "label" }, "Prompts (rows)"),
+      h(
+        "div",
+        { cls: "row" },
+        h("label", { for: batchId, cls: "label" }, "Prompts (rows)"),
+        load,
+        fileInput,
+        source,
+        forget,
+      ),
       this.batch,
+      this.batchNote,
+      this.batchChips,
     );
     const seedId = ctx.id("sweep-seed");
     this.seed = h(
@@ -199,14 +268,19 @@ export class SweepForm {
       if (!r.select.value || (batch && slot === "y")) continue;
       form[slot] = { axis: r.select.value, values: r.box.value };
     }
-    if (batch) form.batch = this.batch.value;
+    if (batch) {
+      form.batch = this.batch.value;
+      form.batch_format = this.file?.format ?? "text";
+      if (this.file) form.batch_name = this.file.name;
+    }
+    if (this.sheet) form.sheet = this.sheet;
     return form;
   }
 
   /** Whether anything is asked at all (an axis chosen, or batch prompts). */
   empty(): boolean {
     const f = this.value();
-    return !f.x && !f.y && !f.z && !(f.batch ?? "").trim() && !f.presets.length;
+    return !f.sheet && !f.x && !f.y && !f.z && !(f.batch ?? "").trim() && !f.presets.length;
   }
 
   flight(): number | null {
@@ -233,6 +307,40 @@ export class SweepForm {
       r.hint.dataset.kind = bad ? "error" : "note";
       r.box.setAttribute("aria-invalid", String(bad));
     }
+  }
+
+  /** What the batch's prompt list was read as (the preview's `batch`), or nothing. */
+  showBatch(preview: Preview | null, error: string): void {
+    const b = preview?.batch;
+    const labels = preview?.axes.find((a) => a.slot === "y")?.labels ?? [];
+    this.batchNote.dataset.kind = error ? "error" : "note";
+    this.batchNote.textContent = error
+      ? error
+      : b
+        ? `${b.rows} prompt${b.rows === 1 ? "" : "s"}${b.columns.length ? ` · columns: ${b.columns.join(", ")}` : ""}`
+        : "";
+    this.batchChips.replaceChildren(
+      ...(b ? labels.slice(0, 40) : []).map((label) => h("span", { cls: "schip", title: label }, label)),
+      ...(b && labels.length > 40 ? [h("span", { cls: "muted" }, `+${labels.length - 40} more`)] : []),
+    );
+  }
+
+  /** Show a whole form (a contact sheet's sweep): axes, seed mode and presets. */
+  set(form: Form): void {
+    this.mode.value = "grid";
+    this.batchRow.hidden = true;
+    for (const slot of SLOTS) {
+      const r = this.rows[slot];
+      const axis = form[slot];
+      r.row.hidden = false;
+      r.select.value = axis?.axis ?? "";
+      r.box.value = axis?.values ?? "";
+      r.box.disabled = !axis;
+      r.box.rows = axis?.values.includes("\n") ? 3 : 1;
+    }
+    this.seed.value = form.seed;
+    this.presets = [...form.presets];
+    this.showPresets();
   }
 
   /** Put a sweep's axes back into the form (a view made after it started). */

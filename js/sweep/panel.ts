@@ -15,11 +15,13 @@ import type { Ctx } from "../context";
 import { btn, h, listen } from "../dom";
 import { diffTable } from "../history/diff";
 import type { DiffRow } from "../history/format";
+import type { ShowPictures } from "../lazy/viewer";
 import type { Panel } from "../panels/panel";
 import { SweepForm } from "./form";
 import { SweepGrid } from "./grid";
 import {
   type CellInfo,
+  type Form,
   GOING,
   type Preview,
   RETRYABLE,
@@ -41,7 +43,20 @@ function mount(ctx: Ctx, config: SweepConfig): HTMLElement {
   let starting = false;
   let runAsked = false; // Run pressed while a preview was on its way: goes on with its answer
 
-  const form = new SweepForm(ctx, config, () => ask());
+  // An edit makes the form the user's: a contact sheet's sweep is no longer used as saved.
+  const form = new SweepForm(ctx, config, () => {
+    if (form.sheet) {
+      form.sheet = null;
+      sheetLine.hidden = true;
+    }
+    ask();
+  });
+  const sheetLine = h("p", { cls: "muted", $: "sweep-sheet", hidden: true });
+  const sheetInput = h("input", { type: "file", accept: ".png,image/png", hidden: true, $: "sweep-sheet-input" });
+  const sheetButton = btn(
+    { $: "sweep-open-sheet", title: "Open the sweep saved in a contact sheet PNG (or drop one on the widget)" },
+    "Open a contact sheet…",
+  );
   const summary = h("div", { cls: "ssummary", $: "sweep-summary", role: "status" });
   const errorLine = h("div", { cls: "serror", $: "sweep-error", role: "alert" });
   const session = h("span", { cls: "muted", $: "sweep-session" });
@@ -109,6 +124,7 @@ function mount(ctx: Ctx, config: SweepConfig): HTMLElement {
         previewError = r.error ?? "";
         form.show([], previewError, (r.axis as Slot | null) ?? null);
       }
+      form.showBatch(preview, previewError.startsWith("prompt list") ? previewError : "");
       showSummary();
       if (runAsked) {
         runAsked = false;
@@ -357,8 +373,8 @@ function mount(ctx: Ctx, config: SweepConfig): HTMLElement {
     if (opened === index) void openCell(index, false);
   }
 
-  const act = async (kind: string, content: Record<string, unknown>): Promise<Reply> => {
-    const reply = await ctx.send(kind, content);
+  const act = async (kind: string, content: Record<string, unknown>, buffer?: ArrayBuffer): Promise<Reply> => {
+    const reply = await ctx.send(kind, content, buffer && [buffer]);
     if (!reply.ok) say(reply.error ?? "", true);
     return reply;
   };
@@ -379,7 +395,12 @@ function mount(ctx: Ctx, config: SweepConfig): HTMLElement {
           if (!data || !IMAGE_TYPE.test(item.type)) return;
           const url = URL.createObjectURL(new Blob([data], { type: item.type }));
           fullUrls.push(url);
-          images.append(h("img", { src: url, alt: `Image ${item.image} of ${c.describe}` }));
+          const open = btn(
+            { cls: "simg", "data-image": item.image, title: "Open full size" },
+            h("img", { src: url, alt: `Image ${item.image} of ${c.describe}, open full size` }),
+          );
+          listen(open, "click", () => void viewFull(sweep.id, index, item.image));
+          images.append(open);
         });
       });
     }
@@ -431,6 +452,67 @@ function mount(ctx: Ctx, config: SweepConfig): HTMLElement {
     drawer.hidden = false;
     if (focus) use.focus();
   }
+
+  // A cell's images at full size in the image viewer (js/lazy/viewer.ts): the kernel sends the
+  // kept images' bytes (`sweep-images`), never a path of its machine.
+  const viewUrls: string[] = [];
+  ctx.cleanup(() => {
+    for (const u of viewUrls) URL.revokeObjectURL(u);
+  });
+  async function viewFull(sweepId: string, index: number, image: number): Promise<void> {
+    const r = await act("sweep-images", { sweep: sweepId, cell: index });
+    if (!r.ok) return;
+    for (const u of viewUrls.splice(0)) URL.revokeObjectURL(u); // one cell's images at a time
+    const pictures = (r.items as Array<{ image: number; type: string }>).flatMap((item, i) => {
+      const data = r.buffers?.[i];
+      if (!data || !IMAGE_TYPE.test(item.type)) return [];
+      const src = URL.createObjectURL(new Blob([data], { type: item.type }));
+      viewUrls.push(src);
+      const ext = item.type.split("/")[1].replace("jpeg", "jpg");
+      return [
+        {
+          src,
+          name: `${r.task_id ?? `cell-${index}`}-${item.image}.${ext}`,
+          alt: `Image ${item.image} of ${r.describe}`,
+        },
+      ];
+    });
+    const at = Math.max(
+      0,
+      (r.items as Array<{ image: number }>).findIndex((item) => item.image === image),
+    );
+    ctx.load<ShowPictures>("viewer").then(
+      (show) => show(ctx, pictures, at),
+      (e: Error) => say(e.message, true),
+    );
+  }
+
+  // -- a contact sheet: its sweep, as saved, ready to run (the done cells are reused) ----------
+
+  function openSheet(r: Reply): void {
+    form.set(r.form as Form);
+    form.sheet = String(r.sheet);
+    sheetLine.textContent = `The sweep saved in ${r.name}, as it was: edit a value to make it a new sweep.`;
+    sheetLine.hidden = false;
+    preview = r.preview as Preview;
+    previewError = "";
+    form.show(preview.axes, "", null);
+    form.showBatch(null, "");
+    showSummary();
+    say(String(r.applied ?? ""));
+    run.focus();
+  }
+  ctx.sub("sheet", (r) => openSheet(r as Reply));
+  listen(sheetButton, "click", () => sheetInput.click());
+  listen(sheetInput, "change", async () => {
+    const f = sheetInput.files?.[0];
+    sheetInput.value = "";
+    if (!f) return;
+    if (f.size > config.max_sheet_bytes) return say(`${f.name} is too large to be a contact sheet.`, true);
+    const r = await act("sweep-sheet", { name: f.name }, await f.arrayBuffer());
+    if (r.sheet) openSheet(r);
+    else if (r.ok) void ctx.tab("history").then(() => ctx.emit("import", f, "")); // an image: its parameters
+  });
 
   listen(compare, "click", async () => {
     const sweep = grid.sweep;
@@ -495,6 +577,7 @@ function mount(ctx: Ctx, config: SweepConfig): HTMLElement {
   const section = h(
     "section",
     { cls: "sweep", $: "sweep", "aria-label": "Sweep" },
+    h("div", { cls: "row" }, sheetButton, sheetInput, sheetLine),
     form.el,
     h("div", { cls: "spreview" }, summary, errorLine, h("div", { cls: "row" }, seedLine, session)),
     h("div", { cls: "row" }, run, cancel, note),

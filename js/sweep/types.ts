@@ -12,6 +12,10 @@ export interface SweepConfig {
   concurrency: number;
   max_concurrency: number;
   images_per_task: number;
+  /** Largest prompt file read (bigger ones are refused in the page, nothing sent). */
+  max_batch_chars: number;
+  /** Largest contact sheet sent to the kernel. */
+  max_sheet_bytes: number;
 }
 
 /** One axis as Python read it. */
@@ -56,6 +60,8 @@ export interface Preview {
   plan: Plan;
   session: Session;
   concurrency: number;
+  /** A batch: how its prompt list was read (rows, and the columns a CSV gave them). */
+  batch?: { rows: number; columns: string[] };
 }
 
 /** One cell as the grid shows it. */
@@ -119,6 +125,12 @@ export interface Form {
   y?: { axis: string; values: string };
   z?: { axis: string; values: string };
   batch?: string;
+  /** How the kernel reads `batch`: one prompt per line, or a CSV with a prompt column. */
+  batch_format?: "text" | "csv";
+  /** The prompt file's name (named in errors). */
+  batch_name?: string;
+  /** A contact sheet's sweep, used as saved while the form is untouched (`sweep-sheet`). */
+  sheet?: string;
   seed: "shared" | "random";
   presets: string[];
 }
