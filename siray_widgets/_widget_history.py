@@ -38,22 +38,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("siray_widgets.widget")
 
 #: The messages handled here (each answered ``<kind>-response``).
-HISTORY_KINDS: Final = frozenset(
-    {
-        "history-query",
-        "history-get",
-        "history-thumbs",
-        "history-restore",
-        "history-undo",
-        "history-rerun",
-        "history-star",
-        "history-rate",
-        "history-delete",
-        "history-diff",
-        "read-image",
-        "apply-image",
-    }
-)
 #: Most rows in one page of the gallery.
 MAX_PAGE: Final = 200
 #: Most thumbnails in one ``history-thumbs`` answer, and most full images.

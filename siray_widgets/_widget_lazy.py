@@ -13,6 +13,7 @@ function in :data:`MODULE_CONFIG` under the module's name.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,45 @@ _NAME: Final = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 
 #: Settings sent with a module, by module name (each a function: read when sent).
 MODULE_CONFIG: dict[str, Callable[[], dict[str, Any]]] = {}
+#: The kernel-side module of a tab, imported on its first message (or its module's first
+#: load): it registers the tab's settings above. Importing it with the widget would make
+#: every ``import`` of the widget pay for tabs that may never be opened.
+HANDLERS: Final = {"history": "._widget_history", "sweep": "._widget_sweep"}
+
+#: The messages of the History tab (handled in ``_widget_history.py``).
+HISTORY_KINDS: Final = frozenset(
+    {
+        "history-query",
+        "history-get",
+        "history-thumbs",
+        "history-restore",
+        "history-undo",
+        "history-rerun",
+        "history-star",
+        "history-rate",
+        "history-delete",
+        "history-diff",
+        "read-image",
+        "apply-image",
+    }
+)
+#: The messages of the Sweep tab (handled in ``_widget_sweep.py``).
+SWEEP_KINDS: Final = frozenset(
+    {
+        "sweep-preview",
+        "sweep-run",
+        "sweep-state",
+        "sweep-cancel",
+        "sweep-retry",
+        "sweep-cell",
+        "sweep-use",
+        "sweep-diff",
+        "sweep-thumbs",
+        "sweep-presets",
+        "sweep-images",
+        "sweep-sheet",
+    }
+)
 
 
 def lazy_module(name: object) -> dict[str, Any]:
@@ -40,5 +80,7 @@ def lazy_module(name: object) -> dict[str, Any]:
         ) from None
     css_path = path.with_suffix(".css")
     css = css_path.read_text(encoding="utf-8") if css_path.exists() else ""
+    if name in HANDLERS:
+        importlib.import_module(HANDLERS[name], __package__)
     config = MODULE_CONFIG.get(name)
     return {"name": name, "code": code, "css": css, "config": config() if config else {}}

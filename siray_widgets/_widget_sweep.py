@@ -31,22 +31,6 @@ if TYPE_CHECKING:
     from .widget import ImagineWidget
 
 #: The messages handled here (each answered ``<kind>-response``).
-SWEEP_KINDS: Final = frozenset(
-    {
-        "sweep-preview",
-        "sweep-run",
-        "sweep-state",
-        "sweep-cancel",
-        "sweep-retry",
-        "sweep-cell",
-        "sweep-use",
-        "sweep-diff",
-        "sweep-thumbs",
-        "sweep-presets",
-        "sweep-images",
-        "sweep-sheet",
-    }
-)
 #: Seconds between two ``sweep-update`` messages while a sweep changes (a 200-cell sweep
 #: changes hundreds of times a second at its busiest; the page needs a frame's worth).
 UPDATE_EVERY: Final = 0.1

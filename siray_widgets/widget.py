@@ -26,18 +26,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 import anywidget
 import traitlets
 
-from ._widget_history import (
-    HISTORY_KINDS,
-    HistoryPanel,
-    limit_downloads,
-    record_run,
-    tell,
-    warm_store,
-)
-from ._widget_lazy import lazy_module
+from ._widget_lazy import HISTORY_KINDS, SWEEP_KINDS, lazy_module
 from ._widget_snapshot import snapshot_html, snapshot_text, thumbnail
 from ._widget_snippets import is_local_url, is_safe_image_url, snippets
-from ._widget_sweep import SWEEP_KINDS, SweepPanel
 from ._widget_tasks import (
     BackgroundLoop,
     Generation,
@@ -69,6 +60,8 @@ from .suffix import parse_suffix
 from .task import Task
 
 if TYPE_CHECKING:  # the client (httpx, stamina) loads on the first Generate, off the loop
+    from ._widget_history import HistoryPanel
+    from ._widget_sweep import SweepPanel
     from .client import AsyncSirayClient, PollSchedule
     from .session import Reservation
     from .sweep.runner import SweepRun
@@ -646,11 +639,15 @@ class ImagineWidget(anywidget.AnyWidget):
                 reply["urls"] = self._send_images(wanted)
             elif kind in HISTORY_KINDS:  # the History tab (siray_widgets/_widget_history.py)
                 if self._history is None:
+                    from ._widget_history import HistoryPanel
+
                     self._history = HistoryPanel(self)
                 answer, data = self._history.handle(kind, content, buffers or [])
                 reply.update(answer)
             elif kind in SWEEP_KINDS:  # the Sweep tab (siray_widgets/_widget_sweep.py)
                 if self._sweeps is None:
+                    from ._widget_sweep import SweepPanel
+
                     self._sweeps = SweepPanel(self)
                 answer, data = self._sweeps.handle(kind, content, buffers or [])
                 reply.update(answer)
@@ -739,6 +736,8 @@ class ImagineWidget(anywidget.AnyWidget):
             generation = next((g for g in self._runs if g.id == run), None)
         if generation is None:
             return None
+        from ._widget_history import tell
+
         tell(generation.recorder, "keep_waiting")
         self._publish(generation)
         return generation.stalled
@@ -830,6 +829,8 @@ class ImagineWidget(anywidget.AnyWidget):
         poll: PollSchedule | None,
     ) -> None:
         """Submit, poll, report: every outcome ends up in the traits, never in a log."""
+        from ._widget_history import record_run, tell, warm_store
+
         client: AsyncSirayClient | None = None
         outcome: Task | BaseException | None = None
         where = base_url or os.environ.get(BASE_URL_ENV, "").strip() or None
@@ -900,6 +901,8 @@ class ImagineWidget(anywidget.AnyWidget):
                 self._finish(generation, outcome)
 
     def _on_reading(self, generation: Generation, task: Task) -> None:
+        from ._widget_history import tell  # loaded by the run's start (_run)
+
         tell(generation.recorder, "reading", task)
         with self._lock:
             generation.task = task
@@ -924,6 +927,8 @@ class ImagineWidget(anywidget.AnyWidget):
             self._publish(generation)
         if generation._charge is not None and not generation._submitted:
             generation._charge.release()  # ended before its create request was sent
+        from ._widget_history import limit_downloads, tell
+
         limit_downloads(generation)
         tell(generation.recorder, "finished", outcome)
         self._update_snapshots()

@@ -393,3 +393,22 @@ def test_preview_rules_match_python_for_generated_models(
             bodies_unset = [json.loads(b) for b in expected]
             assert any("seed" not in b for b in bodies_unset)  # unset: left out
     assert covered == {"checkbox", "choice", "slider", "number", "text", "textarea"}
+
+
+def test_importing_the_widget_loads_no_tab_handlers() -> None:
+    """The History and Sweep tabs' kernel modules load on their first message (or their
+    front-end module's first load), not with ``from siray_widgets import ImagineWidget``."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from siray_widgets import ImagineWidget\n"
+        "print(sorted(m for m in sys.modules if m.startswith('siray_widgets._widget_')))\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = found.stdout.strip()
+    assert "_widget_history" not in loaded, loaded
+    assert "_widget_sweep" not in loaded, loaded

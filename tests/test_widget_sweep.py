@@ -17,7 +17,8 @@ import pytest
 from fixtures.widget_fixtures import WAIT, MakeWidget, custom_messages, replies, send
 
 from siray_widgets import _widget_lazy, session
-from siray_widgets._widget_sweep import MAX_THUMB_CELLS, SWEEP_KINDS
+from siray_widgets._widget_lazy import SWEEP_KINDS
+from siray_widgets._widget_sweep import MAX_THUMB_CELLS
 from siray_widgets.sandbox import SandboxHandle
 from siray_widgets.session import SessionBudget
 from siray_widgets.widget import ImagineWidget
