@@ -732,11 +732,13 @@ class SweepRun:
                 self._end_failed(run, recorder, exc, state, _reason(exc, self._secret))
                 return None
             gate.ok(ticket)
+            # The run store first: whatever reads the cell next (a --out manifest written from
+            # another thread) never names a task the store does not have yet.
+            recorder.submitted(task_id)
             with self._lock:
                 run.task_id = task_id
                 run.state = "submitted"
                 run.origin = "sent"
-            recorder.submitted(task_id)
             attach_run_id(run, recorder)
             self._changed(run)
             return recorder
