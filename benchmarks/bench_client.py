@@ -219,6 +219,8 @@ def bench_sdk(base_url: str, sdk_rounds: int, per_round: int, queries: int) -> N
 # --- (c) cold import ---------------------------------------------------------------------
 
 IMPORT_PROBE = "import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+#: The same, in a process that has what a notebook kernel has loaded before any cell runs.
+KERNEL_PROBE = "import ipykernel.kernelapp, anywidget; " + IMPORT_PROBE
 
 #: label -> statement. The widget class is measured too: it is what a notebook user imports.
 IMPORTS = {
@@ -228,12 +230,12 @@ IMPORTS = {
 }
 
 
-def cold_import(statement: str) -> tuple[float, float]:
+def cold_import(statement: str, probe: str = IMPORT_PROBE) -> tuple[float, float]:
     """(time of the import statement, wall time of the whole interpreter run)."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     start = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-c", IMPORT_PROBE.format(statement=statement)],
+        [sys.executable, "-c", probe.format(statement=statement)],
         check=True,
         capture_output=True,
         text=True,
@@ -258,6 +260,9 @@ def bench_import(runs: int) -> None:
     print(f"    import siray_widgets - import anywidget = {diff * 1e3:+.2f} ms  (goal <= +50 ms)")
     diff = stmt["ImagineWidget"] - stmt["anywidget"]
     print(f"    ImagineWidget - import anywidget        = {diff * 1e3:+.2f} ms")
+    statement = IMPORTS["ImagineWidget"]
+    in_kernel = median([cold_import(statement, KERNEL_PROBE)[0] for _ in range(runs)])
+    print(f"    {statement} after ipykernel + anywidget (a kernel's state): {ms(in_kernel)}")
 
 
 def main() -> None:
