@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from . import _download
 from ._widget_lazy import MODULE_CONFIG
 from ._widget_snippets import midjourney_prompt
 from .config import Secret, redact
@@ -44,7 +45,7 @@ MAX_PAGE: Final = 200
 MAX_THUMBS: Final = 64
 MAX_FULL_IMAGES: Final = 4
 #: The largest image file read for its parameters (``read-image``).
-MAX_IMAGE_BYTES: Final = 32 * 1024 * 1024
+MAX_IMAGE_BYTES: Final = _download.MAX_IMAGE_BYTES
 #: Longest search text taken.
 MAX_SEARCH: Final = 500
 #: Events listed in a run's details (the newest).
@@ -342,15 +343,7 @@ class HistoryPanel:
         """The parameters an image file carries, against the controls (``read-image``)."""
         from .metadata import read_image_metadata
 
-        shown = name[:200] if isinstance(name, str) and name else "the image"
-        if not buffers:
-            raise HistoryError(f"no bytes of {shown} arrived: drop or choose it again")
-        data = bytes(buffers[0])
-        if len(data) > MAX_IMAGE_BYTES:
-            raise HistoryError(
-                f"{shown} is {len(data) / 1e6:.1f} MB: images up to "
-                f"{MAX_IMAGE_BYTES // (1024 * 1024)} MB are read"
-            )
+        shown, data = dropped_image(name, buffers, HistoryError)
         params = read_image_metadata(data)  # MetadataError says what is missing
         restored = params.restored
         with self._widget._lock:
@@ -381,6 +374,12 @@ class HistoryPanel:
                     f"{self._widget._spec.model}"
                 )
             return self._apply(restored, self._current(), "Used the image's parameters")
+
+    def use(self, new: AnyRequest, title: str) -> dict[str, Any]:
+        """Put ``new`` into the controls now, with the one undo (the Sweep tab's "Use these"
+        and opened contact sheets share it)."""
+        with self._widget._lock:
+            return self._apply(new, self._current(), title)
 
     def _current(self) -> AnyRequest:
         return self._widget.request.replace()
@@ -437,6 +436,21 @@ class HistoryPanel:
 
 
 # --- what the page gets -------------------------------------------------------------------
+
+
+def dropped_image(name: Any, buffers: Sequence[Any], error: type[Exception]) -> tuple[str, bytes]:
+    """The name to show and the bytes of an image file the page sent (its one buffer), or
+    ``error`` saying what is wrong (nothing arrived, too large)."""
+    shown = name[:200] if isinstance(name, str) and name else "the image"
+    if not buffers:
+        raise error(f"no bytes of {shown} arrived: drop or choose it again")
+    data = bytes(buffers[0])
+    if len(data) > MAX_IMAGE_BYTES:
+        raise error(
+            f"{shown} is {len(data) / 1e6:.1f} MB: images up to "
+            f"{MAX_IMAGE_BYTES // (1024 * 1024)} MB are read"
+        )
+    return shown, data
 
 
 def _ref(value: Any) -> int | str:

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from . import _download
 from ._widget_lazy import MODULE_CONFIG
 from .config import redact
 from .errors import SirayError
@@ -42,7 +43,7 @@ MAX_TEXT: Final = 200_000
 #: before sending them, and the kernel refuses longer text (never cuts it short).
 MAX_BATCH_CHARS: Final = 1_048_576
 #: The largest image file read for a sweep (a contact sheet): the History tab's bound.
-MAX_SHEET_BYTES: Final = 32 * 1024 * 1024
+MAX_SHEET_BYTES: Final = _download.MAX_IMAGE_BYTES
 #: The special axes a sweep can vary besides the request fields (names the engine reads:
 #: siray_widgets/sweep/axes.py), with what the page says about them.
 SPECIAL_AXES: Final = (
@@ -322,19 +323,11 @@ class SweepPanel:
 
     def use(self, content: Mapping[str, Any]) -> dict[str, Any]:
         """Put a cell's request into the controls, with the History tab's one undo."""
-        from ._widget_history import HistoryPanel
-
         sweep = self._current(content)
         run = sweep.cell(_index(content.get("cell")))
-        widget = self._widget
-        with widget._lock:
-            history = widget._history
-            if history is None:
-                history = widget._history = HistoryPanel(widget)
-            before = history._current()
-            return history._apply(
-                run.cell.request, before, f"Used the parameters of cell {run.cell.describe()}"
-            )
+        return self._widget._history_panel().use(
+            run.cell.request, f"Used the parameters of cell {run.cell.describe()}"
+        )
 
     def diff(self, content: Mapping[str, Any]) -> dict[str, Any]:
         """Two cells side by side: every field, the differing ones marked."""
@@ -399,20 +392,12 @@ class SweepPanel:
         its form and shows the preview); else ``sheet: false`` and whether it carries an
         image's parameters (the History tab reads those), or an error saying it holds
         neither."""
+        from ._widget_history import dropped_image
         from .metadata import MetadataError, read_image_metadata
         from .sweep import SweepError
         from .sweep.contact_sheet import SHEET_KEY, read_contact_sheet
 
-        name = content.get("name")
-        shown = name[:200] if isinstance(name, str) and name else "the image"
-        if not buffers:
-            raise SweepPanelError(f"no bytes of {shown} arrived: drop or choose it again")
-        data = bytes(buffers[0])
-        if len(data) > MAX_SHEET_BYTES:
-            raise SweepPanelError(
-                f"{shown} is {len(data) / 1e6:.1f} MB: images up to "
-                f"{MAX_SHEET_BYTES // 2**20} MB are read"
-            )
+        shown, data = dropped_image(content.get("name"), buffers, SweepPanelError)
         try:
             definition = read_contact_sheet(data)
         except SweepError as exc:
@@ -444,8 +429,6 @@ class SweepPanel:
     def _controls_from(self, definition: SweepDefinition, shown: str) -> dict[str, Any]:
         """Put a sheet's base request into the controls (the prompt too, unless an axis
         supplies it), with the History tab's one undo."""
-        from ._widget_history import HistoryPanel
-
         widget = self._widget
         if not widget._spec.builtin:
             raise SweepPanelError(
@@ -455,13 +438,8 @@ class SweepPanel:
         with widget._lock:
             if not str(values.get("prompt", "")).strip():
                 values["prompt"] = widget.request.prompt
-            history = widget._history
-            if history is None:
-                history = widget._history = HistoryPanel(widget)
-            before = history._current()
-            return history._apply(
+            return widget._history_panel().use(
                 ImageRequest(**values),
-                before,
                 f"Opened the sweep of {shown}; the controls hold its request",
             )
 

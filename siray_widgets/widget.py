@@ -603,6 +603,15 @@ class ImagineWidget(anywidget.AnyWidget):
 
     # -- messages --
 
+    def _history_panel(self) -> HistoryPanel:
+        """The History tab's handlers (made on first use: the Sweep tab's "Use these" and
+        opened contact sheets share their one undo)."""
+        if self._history is None:
+            from ._widget_history import HistoryPanel
+
+            self._history = HistoryPanel(self)
+        return self._history
+
     def _on_custom_msg(self, _widget: Any, content: Any, buffers: Any) -> None:
         """The one dispatcher for the front end's messages."""
         if not isinstance(content, dict):
@@ -638,11 +647,7 @@ class ImagineWidget(anywidget.AnyWidget):
                 wanted = [u for u in urls if u in known] if isinstance(urls, list) else []
                 reply["urls"] = self._send_images(wanted)
             elif kind in HISTORY_KINDS:  # the History tab (siray_widgets/_widget_history.py)
-                if self._history is None:
-                    from ._widget_history import HistoryPanel
-
-                    self._history = HistoryPanel(self)
-                answer, data = self._history.handle(kind, content, buffers or [])
+                answer, data = self._history_panel().handle(kind, content, buffers or [])
                 reply.update(answer)
             elif kind in SWEEP_KINDS:  # the Sweep tab (siray_widgets/_widget_sweep.py)
                 if self._sweeps is None:

@@ -11,7 +11,6 @@ DOM roles and messages: docs/widget-contract.md (§ History, § Lazy panels).
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -25,8 +24,10 @@ from fixtures.lab_fixtures import (
     JupyterServer,
     NotebookPage,
     close_page,
+    drop_file,
     eval_until,
     open_notebook,
+    printed_json,
     request_text,
     role,
     wait_status,
@@ -116,11 +117,6 @@ def card(widget: Locator, task_id: str) -> Locator:
 
 def search(widget: Locator, text: str) -> None:
     role(widget, "history-search").fill(text)
-
-
-def python(nb: NotebookPage, code: str) -> Any:
-    """What ``code`` prints, read as JSON."""
-    return json.loads(nb.run(code).strip())
 
 
 def restart_kernel(nb: NotebookPage) -> None:
@@ -238,7 +234,7 @@ def test_each_restore_action_does_what_invokeai_means_and_undo_puts_it_back(
     drawer = role(widget, "history-details")
     note = role(widget, "history-note")
     undo = role(widget, "history-undo")
-    start = python(lab, "print(w.request.to_json())")
+    start = printed_json(lab, "print(w.request.to_json())")
     assert start["seed"] == -1
     koi = KOI.to_dict()
     expected = {
@@ -273,7 +269,7 @@ def test_rerun_star_rate_and_delete_reach_the_store(lab: NotebookPage, home: Pat
     role(drawer, "history-rerun").click()
     eval_until(lab, "print(len(w.runs))", str(runs + 1))
     wait_status(lab, "w", "SUCCESS")
-    sent = python(lab, "print(w.runs[-1].request_json)")
+    sent = printed_json(lab, "print(w.runs[-1].request_json)")
     assert sent == KOI.to_body()  # the run's own request, its seed too
     assert lab.run("print(w.request_json)").strip() == shown  # controls untouched
 
@@ -344,14 +340,14 @@ def test_a_chosen_png_shows_the_diff_before_it_restores(
 
     widget = lab.widget(0)
     show_history(widget)
-    before = python(lab, "print(w.request.to_json())")
+    before = printed_json(lab, "print(w.request.to_json())")
     role(widget, "image-file").set_input_files(str(snail_png(tmp_path)))
     params = role(widget, "image-params")
     expect(params).to_contain_text("Parameters in snail.png")
     expect(params.locator('tr[data-field="chaos"]')).to_have_attribute("data-differs", "true")
     expect(params.locator('tr[data-field="chaos"] td').nth(1)).to_have_text("45")
     expect(params.locator('tr[data-field="seed"] td').nth(1)).to_have_text("99")
-    assert python(lab, "print(w.request.to_json())") == before  # shown, not applied yet
+    assert printed_json(lab, "print(w.request.to_json())") == before  # shown, not applied yet
     screenshot(widget, artifacts_dir, "image-light")
     role(params, "apply-image").click()
     expect(role(widget, "history-note")).to_contain_text("Used the image's parameters")
@@ -367,19 +363,8 @@ def test_a_png_dropped_on_the_generate_tab_opens_its_diff(
 
     widget = lab.widget(0)
     widget.locator("[role=tab][data-tab=generate]").click()
-    data = base64.b64encode(snail_png(tmp_path).read_bytes()).decode()
-    target = role(widget, "request-json")
-    target.evaluate(
-        """(el, data) => {
-            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
-            const dt = new DataTransfer();
-            dt.items.add(new File([bytes], "dropped.png", { type: "image/png" }));
-            for (const type of ["dragenter", "dragover", "drop"]) {
-                const init = { bubbles: true, cancelable: true, dataTransfer: dt };
-                el.dispatchEvent(new DragEvent(type, init));
-            }
-        }""",
-        data,
+    drop_file(
+        role(widget, "request-json"), "dropped.png", snail_png(tmp_path).read_bytes(), "image/png"
     )
     expect(widget.locator("[role=tab][data-tab=history]")).to_have_attribute(
         "aria-selected", "true"
@@ -490,7 +475,7 @@ def test_the_run_buttons_are_thumbnails_of_their_own_request(lab: NotebookPage) 
 
     widget = lab.widget(0)
     chips = role(widget, "tasks").locator("button")
-    runs = python(lab, "import json; print(json.dumps([g.summary for g in w.runs]))")
+    runs = printed_json(lab, "import json; print(json.dumps([g.summary for g in w.runs]))")
     expect(chips).to_have_count(len(runs))
     assert len(runs) >= 3
     succeeded = role(widget, "tasks").locator('button[data-state="success"] img')

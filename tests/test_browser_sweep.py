@@ -11,13 +11,20 @@ DOM roles and messages: docs/widget-contract.md (§ Sweep).
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from fixtures.lab_fixtures import JupyterServer, NotebookPage, close_page, open_notebook, role
+from fixtures.lab_fixtures import (
+    JupyterServer,
+    NotebookPage,
+    close_page,
+    open_notebook,
+    printed_json,
+    role,
+)
+from fixtures.sweep_fixtures import axis, cells, show_sweep
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -55,29 +62,6 @@ def lab(browser: Browser, lab_server: JupyterServer, home: Path) -> Iterator[Not
     nb.run_cell(1)
     yield nb
     close_page(nb)
-
-
-def python(nb: NotebookPage, code: str) -> Any:
-    return json.loads(nb.run(code).strip())
-
-
-def show_sweep(widget: Locator) -> Locator:
-    widget.locator("[role=tab][data-tab=sweep]").click()
-    panel = role(widget, "sweep")
-    panel.wait_for()
-    return panel
-
-
-def axis(panel: Locator, slot: str, name: str, values: str) -> None:
-    """Choose the axis in ``slot`` and type its values, as a user does."""
-    panel.locator(f'select[data-axis="{slot}"]').select_option(name)
-    box = panel.locator(f'textarea[data-values="{slot}"]')
-    box.fill("")
-    box.press_sequentially(values)
-
-
-def cells(panel: Locator) -> Locator:
-    return panel.locator('td[data-role="sweep-cell"]')
 
 
 def states(panel: Locator) -> list[str]:
@@ -123,7 +107,7 @@ def test_a_3x3_sweep_typed_in_needs_confirmation_and_fills_in_live(
     chips = panel.locator('[data-chips="x"] .siray-schip')
     expect(chips).to_have_text(["0", "500", "1000"])
     expect(panel.locator('[data-chips="y"] .siray-schip')).to_have_text(["0", "50", "100"])
-    seed = python(lab, "print(json.dumps(w.seed))")
+    seed = printed_json(lab, "print(json.dumps(w.seed))")
     assert seed == -1
     expect(role(panel, "sweep-seed-note")).to_contain_text(
         re.compile(r"Seed \d+, shared by every cell")
@@ -145,7 +129,7 @@ def test_a_3x3_sweep_typed_in_needs_confirmation_and_fills_in_live(
     screenshot(widget, artifacts_dir, "confirm-light")
     role(panel, "sweep-confirm-back").click()
     expect(confirm).to_be_hidden()
-    assert python(lab, "print(session_budget().tasks)") == 0
+    assert printed_json(lab, "print(session_budget().tasks)") == 0
 
     run.click()
     send.click()
@@ -162,7 +146,7 @@ def test_a_3x3_sweep_typed_in_needs_confirmation_and_fills_in_live(
     ):
         assert src.startswith("blob:")  # bytes through the comm, never a kernel-side path
     expect(role(panel, "sweep-session")).to_contain_text("9 tasks sent this session")
-    assert python(lab, "print(session_budget().tasks)") == 9
+    assert printed_json(lab, "print(session_budget().tasks)") == 9
     # Column headers are the X values, row headers the Y values.
     expect(panel.locator("thead th[data-col]")).to_have_text(["0", "500", "1000"])
     expect(role(panel, "sweep-grid").locator("tbody th")).to_have_text(["0", "50", "100"])
@@ -213,10 +197,10 @@ def test_a_cell_opens_its_parameters_use_these_undo_and_two_cells_compare(
     expect(role(panel, "sweep-note")).to_contain_text(
         "Used the parameters of cell X stylize=500 · Y chaos=100"
     )
-    assert python(lab, "print(json.dumps([w.stylize, w.chaos]))") == [500, 100]
+    assert printed_json(lab, "print(json.dumps([w.stylize, w.chaos]))") == [500, 100]
     role(details, "sweep-undo").click()
     expect(role(panel, "sweep-note")).to_contain_text("Undid the restore")
-    assert python(lab, "print(json.dumps([w.stylize, w.chaos, w.seed]))") == [100, 0, -1]
+    assert printed_json(lab, "print(json.dumps([w.stylize, w.chaos, w.seed]))") == [100, 0, -1]
     # Two cells, picked with Ctrl+click, side by side.
     panel.locator('td[data-x="0"][data-y="0"] .siray-sopen').click(modifiers=["Control"])
     panel.locator('td[data-x="2"][data-y="0"] .siray-sopen').click(modifiers=["Control"])
@@ -286,7 +270,9 @@ def test_a_failed_cell_shows_its_reason_and_retry_sends_it_again(
     cell = panel.locator(f'td[data-index="{index}"]')
     expect(cell).to_have_attribute("data-state", "success", timeout=30_000)
     expect(cell.locator("img")).to_have_count(1, timeout=30_000)
-    assert python(lab, "print(len(failing.task_ids()))") == 10  # one more task: the retry only
+    assert (
+        printed_json(lab, "print(len(failing.task_ids()))") == 10
+    )  # one more task: the retry only
 
 
 def test_cancel_stops_new_submissions_and_created_tasks_land_in_the_grid(
@@ -308,7 +294,7 @@ def test_cancel_stops_new_submissions_and_created_tasks_land_in_the_grid(
     expect(cancel).to_be_focused()  # the next thing one may want
     cancel.click()
     final = wait_states(panel, "s => s.every(x => x === 'success' || x === 'cancelled')", 30_000)
-    created = python(lab, "print(len(slow.task_ids()))")
+    created = printed_json(lab, "print(len(slow.task_ids()))")
     assert final.count("success") == created  # every created task was followed to the end
     assert 2 <= created <= 3  # two in flight, at most one more started before the click
     assert final.count("cancelled") == 9 - created
@@ -323,7 +309,7 @@ def test_run_by_keyboard_only(lab: NotebookPage) -> None:
     from playwright.sync_api import expect
 
     page = lab.page
-    runs_before = python(lab, "len(w.tasks)")  # (running a cell moves the focus: first)
+    runs_before = printed_json(lab, "len(w.tasks)")  # (running a cell moves the focus: first)
     panel = show_sweep(lab.widget(0))
     flight = role(panel, "sweep-concurrency")
     flight.fill("8")
@@ -354,7 +340,7 @@ def test_run_by_keyboard_only(lab: NotebookPage) -> None:
     page.keyboard.press("Enter")
     expect(cells(panel)).to_have_count(6)
     wait_states(panel, "s => s.length === 6 && s.every(x => x === 'success')")
-    assert python(lab, "len(w.tasks)") == runs_before  # Ctrl+Enter started no Generate run
+    assert printed_json(lab, "len(w.tasks)") == runs_before  # Ctrl+Enter started no Generate run
 
 
 # -- two widgets, themes ---------------------------------------------------------------------------

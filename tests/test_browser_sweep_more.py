@@ -9,14 +9,21 @@ DataTransfer, as a browser does. DOM roles and messages: docs/widget-contract.md
 
 from __future__ import annotations
 
-import base64
 import io
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-from fixtures.lab_fixtures import JupyterServer, NotebookPage, close_page, open_notebook, role
+from fixtures.lab_fixtures import (
+    JupyterServer,
+    NotebookPage,
+    close_page,
+    drop_file,
+    open_notebook,
+    printed_json,
+    role,
+)
+from fixtures.sweep_fixtures import axis, cells, show_sweep
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -49,44 +56,6 @@ def lab(browser: Browser, lab_server: JupyterServer, home: Path) -> Iterator[Not
     nb.run_cell(1)
     yield nb
     close_page(nb)
-
-
-def python(nb: NotebookPage, code: str) -> Any:
-    return json.loads(nb.run(code).strip())
-
-
-def show_sweep(widget: Locator) -> Locator:
-    widget.locator("[role=tab][data-tab=sweep]").click()
-    panel = role(widget, "sweep")
-    panel.wait_for()
-    return panel
-
-
-def axis(panel: Locator, slot: str, name: str, values: str) -> None:
-    panel.locator(f'select[data-axis="{slot}"]').select_option(name)
-    box = panel.locator(f'textarea[data-values="{slot}"]')
-    box.fill("")
-    box.press_sequentially(values)
-
-
-def cells(panel: Locator) -> Locator:
-    return panel.locator('td[data-role="sweep-cell"]')
-
-
-def drop(target: Locator, name: str, data: bytes, kind: str) -> None:
-    """Drop a file on ``target`` as a browser does (a DataTransfer holding a File)."""
-    target.evaluate(
-        """(el, [name, data, kind]) => {
-            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
-            const dt = new DataTransfer();
-            dt.items.add(new File([bytes], name, { type: kind }));
-            const init = { bubbles: true, cancelable: true, dataTransfer: dt };
-            for (const type of ["dragenter", "dragover", "drop"]) {
-                el.dispatchEvent(new DragEvent(type, init));
-            }
-        }""",
-        [name, base64.b64encode(data).decode(), kind],
-    )
 
 
 def screenshot(widget: Locator, artifacts: Path, name: str) -> None:
@@ -143,7 +112,7 @@ def test_a_cells_image_opens_full_size_in_the_viewer(
     panel.locator('td[data-x="1"][data-z="0"] .siray-sopen').click()
     details = role(panel, "sweep-details")
     expect(details).to_contain_text("X stylize=1000 · Z aspect_ratio=1:1")
-    task_id = python(lab, "print(json.dumps(w._sweeps._sweep.cell(1).task_id))")
+    task_id = printed_json(lab, "print(json.dumps(w._sweeps._sweep.cell(1).task_id))")
     images = details.locator("button[data-image]")
     expect(images).to_have_count(4)
     images.nth(1).click()
@@ -197,7 +166,7 @@ def test_a_prompt_file_loaded_or_dropped_is_read_by_the_kernel(
     expect(summary).to_contain_text("8 cells (2 × 2 × 2 pages)")  # X and Z stay
     screenshot(widget, artifacts_dir, "batch-file")
     # A CSV with a column no request has, dropped on the box: the kernel's words, naming it.
-    drop(batch, "bad.csv", b"prompt,colour\na moth,red\n", "text/csv")
+    drop_file(batch, "bad.csv", b"prompt,colour\na moth,red\n", "text/csv")
     error = role(panel, "sweep-error")
     expect(error).to_contain_text("prompt list bad.csv: 'colour' is not a column")
     expect(note).to_contain_text("'colour'")
@@ -211,7 +180,7 @@ def test_a_prompt_file_loaded_or_dropped_is_read_by_the_kernel(
     expect(note).to_contain_text("huge.txt is 1.1 MB: prompt files up to 1 MB are read")
     expect(batch).to_have_value("prompt,colour\na moth,red\n")
     # A text file: one prompt per line.
-    drop(batch, "list.txt", b"a moth\n\na lamp --weird 20\na window\n", "text/plain")
+    drop_file(batch, "list.txt", b"a moth\n\na lamp --weird 20\na window\n", "text/plain")
     expect(role(panel, "sweep-batch-source")).to_have_text("list.txt (text)")
     expect(note).to_have_text("3 prompts")
     expect(error).to_be_hidden()
@@ -233,7 +202,7 @@ def test_a_contact_sheet_dropped_on_another_widget_opens_its_sweep_resumed(
     first.locator("[data-role=sweep-pages] [role=tab]").nth(1).click()  # w shows page 2
     widget = lab.widget(1)
     widget.locator("[role=tab][data-tab=generate]").click()
-    drop(role(widget, "request-json"), "moths-sheet.png", sheet.read_bytes(), "image/png")
+    drop_file(role(widget, "request-json"), "moths-sheet.png", sheet.read_bytes(), "image/png")
     expect(widget.locator("[role=tab][data-tab=sweep]")).to_have_attribute("aria-selected", "true")
     panel = role(widget, "sweep")
     expect(role(panel, "sweep-sheet")).to_contain_text("The sweep saved in moths-sheet.png")
@@ -256,7 +225,7 @@ def test_a_contact_sheet_dropped_on_another_widget_opens_its_sweep_resumed(
     expect(cells(panel)).to_have_count(2)
     expect(panel.locator('td[data-state="success"] img')).to_have_count(2, timeout=30_000)
     expect(role(panel, "sweep-progress")).to_contain_text("4/4 finished")
-    assert python(lab, "print(json.dumps([v.prompt, v.seed]))") == ["a moth on a lamp", 1234]
+    assert printed_json(lab, "print(json.dumps([v.prompt, v.seed]))") == ["a moth on a lamp", 1234]
     # Two widgets, independent: v shows page 1 of its sweep, w still page 2 of its own.
     expect(role(panel, "sweep-pages").locator('[aria-selected="true"]')).to_have_text(
         "aspect_ratio 1:1"
@@ -279,7 +248,7 @@ def test_a_contact_sheet_dropped_on_another_widget_opens_its_sweep_resumed(
     # A PNG holding neither a sweep nor an image's parameters: the History tab says so.
     pixels = io.BytesIO()
     Image.new("RGB", (8, 8), (200, 30, 30)).save(pixels, "PNG")
-    drop(role(panel, "sweep-summary"), "red.png", pixels.getvalue(), "image/png")
+    drop_file(role(panel, "sweep-summary"), "red.png", pixels.getvalue(), "image/png")
     expect(widget.locator("[role=tab][data-tab=history]")).to_have_attribute(
         "aria-selected", "true"
     )
