@@ -31,7 +31,6 @@ from .errors import SirayError, ValidationError
 from .schema import FIELD_NAMES, FIELDS_BY_NAME, AnyRequest, ImageRequest
 
 if TYPE_CHECKING:
-    from ._widget_tasks import Generation
     from .history import History
     from .store import NullRecorder, Recorder, Run
     from .widget import ImagineWidget
@@ -83,8 +82,12 @@ def record_run(
     poll: Any,
     stall_after: float | None,
     on_change: Callable[[Any], object],
+    api_base_url: str,
 ) -> Recorder | NullRecorder | None:
     """Start recording one widget run (before its create call); None if that failed.
+
+    ``api_base_url`` is the run's API: the store downloads the run's images only where it is
+    safe unattended (:func:`~siray_widgets.store.images.download_refusal`, issue 11).
 
     ``poll`` is the run's poll schedule: a run whose status and progress stay the same for
     :func:`~siray_widgets.store.default_stall_after` of it (or ``stall_after`` seconds) is
@@ -99,21 +102,11 @@ def record_run(
             scrub=lambda text: redact(text, secret),
             stall_after=stall_after or default_stall_after(poll),
             on_change=on_change,
+            api_base_url=api_base_url,
         )
     except Exception:  # recording never costs a run
         logger.exception("recording a widget run failed")
         return None
-
-
-def limit_downloads(generation: Generation) -> None:
-    """Before a widget run is reported finished: the run store downloads its images in the
-    background only where the widget itself would fetch them (issue 11): it is told the run's
-    API, and :func:`~siray_widgets.store.images.download_refusal` decides (no URL on this
-    machine or a private network but the API's own, no more images than a task makes).
-    Otherwise the run is recorded with its outputs listed, each saying why it was not kept."""
-    recorder = generation.recorder
-    if recorder is not None and hasattr(recorder, "api_base_url"):
-        recorder.api_base_url = generation.api_base_url
 
 
 def tell(recorder: Recorder | NullRecorder | None, what: str, *args: Any) -> None:

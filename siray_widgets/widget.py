@@ -850,6 +850,7 @@ class ImagineWidget(anywidget.AnyWidget):
                 poll=client.poll,
                 stall_after=self.stall_after,
                 on_change=lambda _: self._recorded(generation),
+                api_base_url=client.base_url,
             )
             if client.sandbox != self.sandbox:
                 with self._lock:
@@ -932,9 +933,8 @@ class ImagineWidget(anywidget.AnyWidget):
             self._publish(generation)
         if generation._charge is not None and not generation._submitted:
             generation._charge.release()  # ended before its create request was sent
-        from ._widget_history import limit_downloads, tell
+        from ._widget_history import tell
 
-        limit_downloads(generation)
         tell(generation.recorder, "finished", outcome)
         self._update_snapshots()
         generation._settle(outcome)

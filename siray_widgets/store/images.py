@@ -25,6 +25,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from .. import __version__
+from .._download import origin
 from ..config import is_loopback
 from ..metadata import ImageParams, MetadataError, embed, image_size, sniff
 
@@ -65,14 +66,6 @@ def _local_host(host: str) -> bool:
         return False
 
 
-def _origin(url: str) -> tuple[str, str, int | None] | None:
-    try:
-        parts = urlsplit(url.strip())
-        return parts.scheme.lower(), (parts.hostname or "").lower().rstrip("."), parts.port
-    except ValueError:
-        return None
-
-
 def download_refusal(urls: Sequence[str], api_base_url: str | None) -> str | None:
     """Why the run store must not download ``urls`` for a run of the API at
     ``api_base_url`` (None: it may).
@@ -83,10 +76,10 @@ def download_refusal(urls: Sequence[str], api_base_url: str | None) -> str | Non
     """
     if len(urls) > MAX_IMAGES_PER_RUN:
         return f"the API named {len(urls)} images; a task makes at most {MAX_IMAGES_PER_RUN}"
-    own = _origin(api_base_url) if api_base_url else None
+    own = origin(api_base_url) if api_base_url else None
     for url in urls:
-        found = _origin(url)
-        if found is None or not found[1]:
+        found = origin(url)
+        if found is None:
             return f"not an http(s) URL: {url[:200]}"
         if _local_host(found[1]) and found != own:
             return (
