@@ -1,7 +1,7 @@
 """The session budget: tasks sent by this process, their estimated spend, and the limits on both.
 
 One object per process (:func:`session_budget`) that every way of sending a create request
-goes through: the widget's Generate, sweeps, and :func:`counted_submit` for anything else. It
+goes through: the widget's Generate and every sweep (``reserve`` before the create request). It
 answers three questions, before anything is sent:
 
 - how many tasks has this session sent, and what have they cost (estimated from the model
@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from .errors import (
     APIError,
@@ -44,10 +44,6 @@ from .errors import (
     WorkshopError,
 )
 
-if TYPE_CHECKING:
-    from .client import AsyncSirayClient
-    from .schema import AnyRequest
-
 __all__ = [
     "CAP_ENV",
     "CONFIRM_ABOVE_ENV",
@@ -55,7 +51,6 @@ __all__ = [
     "BudgetExceededError",
     "Reservation",
     "SessionBudget",
-    "counted_submit",
     "nothing_created",
     "session_budget",
     "unit_price",
@@ -362,24 +357,6 @@ def session_budget() -> SessionBudget:
         if _budget is None:
             _budget = SessionBudget.from_environment()
         return _budget
-
-
-async def counted_submit(
-    client: AsyncSirayClient, request: AnyRequest, *, free: bool | None = None
-) -> str:
-    """``client.submit(request)``, counted in the session budget (refused when a cap is
-    reached; a create that surely made no task is given back). ``free`` (default: the client
-    talks to the sandbox) counts the task without a price."""
-    if free is None:
-        free = client.sandbox
-    price = Decimal(0) if free else unit_price(request.model)
-    reservation = session_budget().reserve(request.model, price)
-    try:
-        task_id = await client.submit(request)
-    except BaseException as exc:
-        reservation.settle(exc)
-        raise
-    return task_id
 
 
 def _check_count(name: str, value: Any, *, allow_none: bool) -> Any:
